@@ -1,0 +1,164 @@
+#include "loadgen/virtio_device.hh"
+
+#include "common/log.hh"
+#include "virtio/features.hh"
+#include "vring/split_ring.hh"
+
+#include <cstring>
+#include <fmt/format.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+
+namespace vuiso::loadgen {
+
+using namespace vhost_user;
+
+void virtio_queue::publish_and_kick() noexcept {
+    if (_ring.publish()) {
+        uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(_kick.get(), &one, sizeof(one));
+    }
+}
+
+bool virtio_queue::wait_call(clock::time_point deadline) noexcept {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    pollfd p{_call.get(), POLLIN, 0};
+    if (::poll(&p, 1, left.count() < 0 ? 0 : static_cast<int>(left.count())) <= 0)
+        return false;
+    uint64_t v;
+    [[maybe_unused]] auto n = ::read(_call.get(), &v, sizeof(v));
+    return true;
+}
+
+namespace {
+
+// The protocol features the load generator knows how to honour.
+constexpr uint64_t supported_protocol =
+    bit(pf_mq) | bit(pf_reply_ack) | bit(pf_config) | bit(pf_status);
+
+size_t ring_bytes(uint16_t n) {
+    return vring::desc_bytes(n) + vring::avail_bytes(n) + vring::used_bytes(n) + 64;
+}
+
+} // namespace
+
+result<std::unique_ptr<virtio_device>> virtio_device::start(device_options opts) {
+    if (!vring::valid_size(opts.queue_size))
+        return make_error(EINVAL, fmt::format("queue size {} is not a power of two in 1..32768",
+                                              opts.queue_size));
+    if (opts.queues == 0)
+        return make_error(EINVAL, "a device needs at least one queue");
+    region::region_options ro;
+    ro.name = opts.name + "-mem";
+    ro.size = opts.buffer_bytes + size_t{opts.queues} * ring_bytes(opts.queue_size) + 4096;
+    ro.want = region::backing::memfd;
+    ro.iova_base = 0x10000; // keep device address 0 unused
+    auto mem = region::shared_region::create(ro);
+    if (!mem)
+        return std::move(mem).err();
+    std::unique_ptr<virtio_device> d(new virtio_device(std::move(opts), std::move(*mem)));
+
+    frontend_options fo;
+    fo.path = d->_opts.path;
+    fo.mode = d->_opts.mode;
+    fo.connect_timeout = d->_opts.connect_timeout;
+    fo.reply_timeout = d->_opts.reply_timeout;
+    fo.name = d->_opts.name;
+    auto link = frontend::open(fo);
+    if (!link)
+        return std::move(link).err();
+    d->_link = std::move(*link);
+    VUISO_TRY(d->negotiate());
+    for (uint16_t i = 0; i < d->_opts.queues; ++i)
+        VUISO_TRY(d->start_ring(i));
+    if (d->_link->has_protocol(pf_status)) {
+        using namespace virtio;
+        VUISO_TRY(d->_link->set_status(status_acknowledge | status_driver | status_features_ok |
+                                       status_driver_ok));
+    }
+    return d;
+}
+
+result<void> virtio_device::negotiate() {
+    auto& l = *_link;
+    VUISO_TRY(l.set_owner());
+    auto offered = l.get_features();
+    if (!offered)
+        return std::move(offered).err();
+    if (!(*offered & bit(virtio::f_version_1)))
+        return make_error(ENOTSUP, "back-end does not offer VERSION_1 (legacy devices are not "
+                                   "supported)");
+    uint64_t want = _opts.want_features | bit(virtio::f_version_1) | bit(f_protocol_features);
+    if (_opts.event_idx)
+        want |= bit(virtio::f_event_idx);
+    _features = want & *offered;
+    if (_features & bit(f_protocol_features)) {
+        auto pf = l.get_protocol_features();
+        if (!pf)
+            return std::move(pf).err();
+        VUISO_TRY(l.set_protocol_features(*pf & supported_protocol));
+        if (l.has_protocol(pf_mq)) {
+            auto n = l.get_queue_num();
+            if (!n)
+                return std::move(n).err();
+            if (*n < _opts.queues)
+                return make_error(EINVAL, fmt::format("back-end supports {} queues, {} wanted", *n,
+                                                      _opts.queues));
+        }
+    }
+    VUISO_TRY(l.set_features(_features));
+    shared_mem m{_mem.fd(), mem_region{_mem.iova_base(), _mem.size(), _mem.user_base(), 0}};
+    return l.set_mem_table(std::span<const shared_mem>(&m, 1));
+}
+
+result<void> virtio_device::start_ring(uint16_t index) {
+    uint16_t n = _opts.queue_size;
+    auto d = _mem.carve(vring::desc_bytes(n), 4096);
+    if (!d)
+        return std::move(d).err();
+    auto a = _mem.carve(vring::avail_bytes(n), vring::avail_align);
+    if (!a)
+        return std::move(a).err();
+    auto u = _mem.carve(vring::used_bytes(n), 64);
+    if (!u)
+        return std::move(u).err();
+    unique_fd kick(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    unique_fd call(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!kick || !call)
+        return make_error(errno, "eventfd for a ring failed");
+    bool event_idx = _features & bit(virtio::f_event_idx);
+    vring::split_driver ring(_mem.at(*d), _mem.at(*a), _mem.at(*u), n, event_idx);
+
+    auto& l = *_link;
+    VUISO_TRY(l.set_vring_num(index, n));
+    VUISO_TRY(l.set_vring_base(index, 0));
+    vring_addr addr{index, 0, _mem.user_addr(*d), _mem.user_addr(*u), _mem.user_addr(*a), 0};
+    VUISO_TRY(l.set_vring_addr(addr));
+    VUISO_TRY(l.set_vring_kick(index, kick.get()));
+    VUISO_TRY(l.set_vring_call(index, call.get()));
+    if (_features & bit(f_protocol_features))
+        VUISO_TRY(l.set_vring_enable(index, true));
+    _queues.push_back(std::make_unique<virtio_queue>(std::move(ring), std::move(kick),
+                                                     std::move(call)));
+    return success();
+}
+
+result<std::vector<uint32_t>> virtio_device::stop() {
+    std::vector<uint32_t> bases;
+    _stopped = true;
+    for (uint16_t i = 0; i < _queues.size(); ++i) {
+        auto b = _link->get_vring_base(i);
+        if (!b)
+            return std::move(b).err();
+        bases.push_back(*b);
+    }
+    return bases;
+}
+
+virtio_device::~virtio_device() {
+    if (!_stopped && _link && _link->connected())
+        (void)stop(); // best effort: let the back-end release the rings before we unmap
+}
+
+} // namespace vuiso::loadgen

@@ -1,0 +1,86 @@
+// virtio_device: plays the VMM toward a vhost-user back-end. It owns the
+// "guest" memory (one shared_region), negotiates features, shares the
+// memory with SET_MEM_TABLE and brings up split virtqueues with kick and
+// call eventfds. blk_driver and net_driver put requests on its queues; the
+// benchmark tool and the integration tests are built on it.
+#pragma once
+
+#include "common/result.hh"
+#include "common/unique_fd.hh"
+#include "region/shared_region.hh"
+#include "vhost_user/frontend.hh"
+#include "vring/split_driver.hh"
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+namespace vuiso::loadgen {
+
+using clock = std::chrono::steady_clock;
+
+struct device_options {
+    std::string path;
+    vhost_user::link_mode mode = vhost_user::link_mode::client;
+    std::chrono::milliseconds connect_timeout{5000};
+    std::chrono::milliseconds reply_timeout{2000};
+    uint16_t queues = 1; // rings (a net device needs 2 per queue pair)
+    uint16_t queue_size = 256;
+    size_t buffer_bytes = size_t{16} << 20; // room for data buffers in the region
+    uint64_t want_features = 0;              // device bits wanted, masked by the offer
+    bool event_idx = false;
+    std::string name = "loadgen";
+};
+
+class virtio_queue {
+  public:
+    virtio_queue(vring::split_driver ring, unique_fd kick, unique_fd call)
+        : _ring(std::move(ring)), _kick(std::move(kick)), _call(std::move(call)) {}
+    vring::split_driver& ring() noexcept { return _ring; }
+    // Publishes posted chains; kicks the back-end if it asked to be told.
+    void publish_and_kick() noexcept;
+    // Waits for the back-end's call (or the deadline); drains the eventfd.
+    bool wait_call(clock::time_point deadline) noexcept;
+    int kick_fd() const noexcept { return _kick.get(); }
+    int call_fd() const noexcept { return _call.get(); }
+
+  private:
+    vring::split_driver _ring;
+    unique_fd _kick, _call;
+};
+
+class virtio_device {
+  public:
+    static result<std::unique_ptr<virtio_device>> start(device_options opts);
+    ~virtio_device();
+
+    vhost_user::frontend& link() noexcept { return *_link; }
+    region::shared_region& memory() noexcept { return _mem; }
+    [[nodiscard]] uint64_t features() const noexcept { return _features; }
+    [[nodiscard]] uint16_t num_queues() const noexcept {
+        return static_cast<uint16_t>(_queues.size());
+    }
+    virtio_queue& queue(uint16_t i) noexcept { return *_queues[i]; }
+    const device_options& options() const noexcept { return _opts; }
+
+    // Carves data-buffer space from the shared memory.
+    result<size_t> alloc_buffer(size_t bytes, size_t align = 64) { return _mem.carve(bytes, align); }
+
+    // Stops every ring (GET_VRING_BASE) and returns where each stopped.
+    result<std::vector<uint32_t>> stop();
+
+  private:
+    virtio_device(device_options opts, region::shared_region mem)
+        : _opts(std::move(opts)), _mem(std::move(mem)) {}
+    result<void> negotiate();
+    result<void> start_ring(uint16_t index);
+
+    device_options _opts;
+    region::shared_region _mem;
+    std::unique_ptr<vhost_user::frontend> _link;
+    std::vector<std::unique_ptr<virtio_queue>> _queues;
+    uint64_t _features = 0;
+    bool _stopped = false;
+};
+
+} // namespace vuiso::loadgen

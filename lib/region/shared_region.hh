@@ -1,0 +1,69 @@
+// shared_region: one fd-backed memory region we share with a peer through
+// SET_MEM_TABLE — the isolated region of a port, or the guest memory of the
+// load generator. Backed by a hugetlb memfd when hugepages are free, a plain
+// memfd otherwise. Space inside is carved once at setup (rings, buffers);
+// the peer sees device addresses `iova_base + offset` and a synthetic
+// userspace address, never our own pointers.
+#pragma once
+
+#include "common/result.hh"
+#include "common/unique_fd.hh"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace vuiso::region {
+
+enum class backing { automatic, hugetlb, memfd };
+
+struct region_options {
+    std::string name = "vuiso";
+    size_t size = size_t{64} << 20;
+    backing want = backing::automatic;
+    uint64_t iova_base = 0;                       // device address of offset 0
+    uint64_t user_base = uint64_t{0x7e0000000000}; // synthetic userspace address of offset 0
+};
+
+class shared_region {
+  public:
+    static result<shared_region> create(const region_options& opts);
+    shared_region(shared_region&& o) noexcept;
+    shared_region& operator=(shared_region&& o) noexcept;
+    shared_region(const shared_region&) = delete;
+    shared_region& operator=(const shared_region&) = delete;
+    ~shared_region();
+
+    [[nodiscard]] int fd() const noexcept { return _fd.get(); }
+    [[nodiscard]] size_t size() const noexcept { return _size; }
+    [[nodiscard]] backing kind() const noexcept { return _kind; }
+    [[nodiscard]] uint64_t iova_base() const noexcept { return _iova_base; }
+    [[nodiscard]] uint64_t user_base() const noexcept { return _user_base; }
+    [[nodiscard]] uint8_t* base() const noexcept { return _base; }
+    [[nodiscard]] size_t used() const noexcept { return _carved; }
+
+    // Reserves `bytes` aligned to `align`; returns the offset or an error.
+    result<size_t> carve(size_t bytes, size_t align);
+
+    uint8_t* at(size_t offset) const noexcept { return _base + offset; }
+    uint64_t iova(size_t offset) const noexcept { return _iova_base + offset; }
+    uint64_t user_addr(size_t offset) const noexcept { return _user_base + offset; }
+    // Is [iova, iova + len) inside the region?
+    bool contains_iova(uint64_t iova, uint64_t len) const noexcept {
+        return iova >= _iova_base && len <= _size && iova - _iova_base <= _size - len;
+    }
+
+  private:
+    shared_region() = default;
+    unique_fd _fd;
+    uint8_t* _base = nullptr;
+    size_t _size = 0;
+    size_t _carved = 0;
+    backing _kind = backing::memfd;
+    uint64_t _iova_base = 0;
+    uint64_t _user_base = 0;
+};
+
+std::string_view to_string(backing b) noexcept;
+
+} // namespace vuiso::region

@@ -1,0 +1,126 @@
+#include "vring/split_driver.hh"
+
+namespace vuiso::vring {
+namespace {
+
+template <typename T> T load_acquire(const T* p) noexcept { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+template <typename T> void store_release(T* p, T v) noexcept { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+template <typename T> T load_once(const T* p) noexcept { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+} // namespace
+
+split_driver::split_driver(void* desc_table, void* avail, void* used, uint16_t size, bool event_idx)
+    : _desc(static_cast<desc*>(desc_table)), _avail(static_cast<uint16_t*>(avail)),
+      _used(static_cast<uint16_t*>(used)), _size(size), _event_idx(event_idx), _free_count(size),
+      _next(new uint16_t[size]), _chain_len(new uint16_t[size]()), _writable(new uint32_t[size]()) {
+    for (uint16_t i = 0; i < size; ++i)
+        _next[i] = static_cast<uint16_t>((i + 1) % size);
+}
+
+int split_driver::add_chain(std::span<const segment> segs) noexcept {
+    if (segs.empty() || segs.size() > _free_count)
+        return -1;
+    uint16_t head = _free_head;
+    uint32_t writable = 0;
+    bool seen_writable = false;
+    for (const segment& s : segs) {
+        if (seen_writable && !s.writable)
+            return -1; // readable after writable is not a valid chain
+        seen_writable |= s.writable;
+        if (s.writable)
+            writable += s.len;
+    }
+    uint16_t idx = head;
+    uint16_t last = head;
+    for (size_t i = 0; i < segs.size(); ++i) {
+        const segment& s = segs[i];
+        bool more = i + 1 < segs.size();
+        desc d{s.addr, s.len,
+               static_cast<uint16_t>((s.writable ? desc_f_write : 0) | (more ? desc_f_next : 0)),
+               more ? _next[idx] : uint16_t{0}};
+        _desc[idx] = d;
+        last = idx;
+        idx = _next[idx];
+    }
+    _free_head = _next[last];
+    _free_count = static_cast<uint16_t>(_free_count - segs.size());
+    _chain_len[head] = static_cast<uint16_t>(segs.size());
+    _writable[head] = writable;
+    ++_in_flight;
+    _avail[2 + (_avail_idx & (_size - 1))] = head;
+    ++_avail_idx;
+    ++_c.posted;
+    return head;
+}
+
+bool split_driver::publish() noexcept {
+    uint16_t old = _published_idx;
+    if (old == _avail_idx)
+        return false;
+    store_release(&_avail[1], _avail_idx);
+    _published_idx = _avail_idx;
+    // The device's notification wish must be read after the index store.
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    bool kick;
+    if (_event_idx) {
+        uint16_t avail_event = load_once(reinterpret_cast<uint16_t*>(used_ring() + _size));
+        kick = need_event(avail_event, _avail_idx, old);
+    } else {
+        kick = !(load_once(&_used[0]) & used_f_no_notify);
+    }
+    if (kick)
+        ++_c.kicks;
+    else
+        ++_c.kicks_suppressed;
+    return kick;
+}
+
+unsigned split_driver::poll_used(std::span<completion> out) noexcept {
+    uint16_t used_idx = load_acquire(&_used[1]);
+    uint16_t pending = static_cast<uint16_t>(used_idx - _last_used);
+    if (pending > _in_flight) [[unlikely]] {
+        // The device claims more completions than we have chains out.
+        ++_c.used_idx_jumps;
+        pending = _in_flight;
+    }
+    unsigned n = 0;
+    while (pending && n < out.size()) {
+        used_elem e = used_ring()[_last_used & (_size - 1)];
+        ++_last_used;
+        --pending;
+        uint32_t id = load_once(&e.id);
+        if (id >= _size || _chain_len[id] == 0) [[unlikely]] {
+            ++_c.bad_used_id;
+            continue;
+        }
+        uint32_t len = load_once(&e.len);
+        if (len > _writable[id]) [[unlikely]] {
+            ++_c.len_clamped;
+            len = _writable[id];
+        }
+        // Return the chain to the free list by our private links.
+        uint16_t tail = static_cast<uint16_t>(id);
+        for (uint16_t k = 1; k < _chain_len[id]; ++k)
+            tail = _next[tail];
+        _next[tail] = _free_head;
+        _free_head = static_cast<uint16_t>(id);
+        _free_count = static_cast<uint16_t>(_free_count + _chain_len[id]);
+        _chain_len[id] = 0;
+        --_in_flight;
+        out[n++] = completion{static_cast<uint16_t>(id), len};
+    }
+    _c.completed += n;
+    return n;
+}
+
+void split_driver::set_interrupts(bool enabled) noexcept {
+    if (_event_idx) {
+        // used_event: interrupt us when the device passes our last seen index.
+        uint16_t* used_event = &_avail[2 + _size];
+        store_release(used_event, static_cast<uint16_t>(enabled ? _last_used : _last_used - 1));
+    } else {
+        store_release(&_avail[0], enabled ? uint16_t{0} : avail_f_no_interrupt);
+    }
+}
+
+} // namespace vuiso::vring

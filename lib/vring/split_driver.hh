@@ -1,0 +1,92 @@
+// split_driver: the driver side of a split virtqueue whose memory we own
+// and share with a device (a back-end). It posts descriptor chains, publishes
+// them in batches, decides whether the device needs a kick, and harvests
+// used entries.
+//
+// The device can write to every byte of the shared ring, so nothing it can
+// reach is trusted: chain links and in-flight state are kept in private
+// arrays, a used id is accepted only if it names a chain in flight, and a
+// used index that runs ahead of what was posted is clamped and counted.
+// Fast path: noexcept, no allocation after construction, no syscall.
+#pragma once
+
+#include "vring/split_ring.hh"
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+namespace vuiso::vring {
+
+struct segment {
+    uint64_t addr; // device-visible address
+    uint32_t len;
+    bool writable; // device writes it
+};
+
+struct completion {
+    uint16_t head;
+    uint32_t len; // as reported by the device, clamped to the chain's writable bytes
+};
+
+struct driver_counters {
+    uint64_t posted = 0;
+    uint64_t completed = 0;
+    uint64_t bad_used_id = 0;    // id out of range or not in flight
+    uint64_t used_idx_jumps = 0; // used index ran past what is in flight
+    uint64_t len_clamped = 0;    // used len above the writable capacity
+    uint64_t kicks = 0;
+    uint64_t kicks_suppressed = 0;
+};
+
+class split_driver {
+  public:
+    // The three parts must be zeroed, sized and aligned per split_ring.hh.
+    split_driver(void* desc_table, void* avail, void* used, uint16_t size, bool event_idx);
+
+    [[nodiscard]] uint16_t size() const noexcept { return _size; }
+    [[nodiscard]] uint16_t free_descs() const noexcept { return _free_count; }
+    [[nodiscard]] uint16_t in_flight() const noexcept { return _in_flight; }
+    [[nodiscard]] const driver_counters& counters() const noexcept { return _c; }
+
+    // Writes one chain (readable segments first, as virtio requires) and
+    // queues it for publication. Returns the head, or -1 if the ring lacks
+    // descriptors or the chain is empty or malformed.
+    int add_chain(std::span<const segment> segs) noexcept;
+
+    // Makes every queued chain visible to the device with one release store.
+    // Returns whether the device asked to be notified of them.
+    bool publish() noexcept;
+
+    // Harvests up to out.size() used entries; frees their descriptors.
+    unsigned poll_used(std::span<completion> out) noexcept;
+
+    // Asks the device not to interrupt us (polling) or to interrupt again.
+    void set_interrupts(bool enabled) noexcept;
+
+    // Index the device should resume from (SET_VRING_BASE after a restart).
+    [[nodiscard]] uint16_t avail_idx() const noexcept { return _avail_idx; }
+
+  private:
+    desc* _desc;
+    uint16_t* _avail; // flags, idx, ring[size], used_event
+    uint16_t* _used;  // flags, idx, then used_elem[size], avail_event
+    uint16_t _size;
+    bool _event_idx;
+
+    uint16_t _avail_idx = 0;      // next avail slot we fill (private)
+    uint16_t _published_idx = 0;  // what the device has seen
+    uint16_t _last_used = 0;      // next used slot to read
+    uint16_t _free_head = 0;
+    uint16_t _free_count;
+    uint16_t _in_flight = 0;
+
+    std::unique_ptr<uint16_t[]> _next;        // private chain links
+    std::unique_ptr<uint16_t[]> _chain_len;   // 0: not in flight
+    std::unique_ptr<uint32_t[]> _writable;    // writable bytes per head
+    driver_counters _c;
+
+    used_elem* used_ring() const noexcept { return reinterpret_cast<used_elem*>(_used + 2); }
+};
+
+} // namespace vuiso::vring
