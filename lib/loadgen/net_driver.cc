@@ -31,6 +31,7 @@ result<net_driver> net_driver::create(virtio_device& dev, net_options opts) {
     n._rx_head_buf.assign(size, -1);
     n._tx_head_buf.assign(n._tx->ring().size(), -1);
     n._done.resize(size);
+    n._rx_done_buf.resize(size);
     for (uint16_t i = 0; i < size; ++i)
         if (!n.post_rx(i))
             return make_error(EIO, "could not fill the rx ring");
@@ -85,9 +86,14 @@ void net_driver::flush_tx() noexcept {
 unsigned net_driver::receive(const std::function<void(std::span<const uint8_t>)>& sink) noexcept {
     unsigned n = _rx->ring().poll_used(_done);
     auto& mem = _dev->memory();
+    // Resolve every head first: reposting a buffer reuses freed heads, and
+    // a later entry of this batch may name one of them.
     for (unsigned i = 0; i < n; ++i) {
-        auto buf = static_cast<uint16_t>(_rx_head_buf[_done[i].head]);
+        _rx_done_buf[i] = static_cast<uint16_t>(_rx_head_buf[_done[i].head]);
         _rx_head_buf[_done[i].head] = -1;
+    }
+    for (unsigned i = 0; i < n; ++i) {
+        uint16_t buf = _rx_done_buf[i];
         uint32_t len = _done[i].len;
         if (len < sizeof(hdr)) {
             ++_c.rx_bad;

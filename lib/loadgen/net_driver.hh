@@ -51,6 +51,7 @@ class net_driver {
     std::vector<int32_t> _rx_head_buf, _tx_head_buf; // head -> buffer index
     std::vector<uint16_t> _tx_free;
     std::vector<vring::completion> _done;
+    std::vector<uint16_t> _rx_done_buf; // buffers of the batch being received
     net_counters _c;
 };
 

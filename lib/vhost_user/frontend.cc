@@ -32,6 +32,8 @@ struct frontend::state {
             if (e.code == ETIMEDOUT)
                 e.message = fmt::format("no reply to {} within {} ms", name_of(req),
                                         o.reply_timeout.count());
+            else
+                e.message = fmt::format("reply to {}: {}", name_of(req), e.message);
             return drop(o, std::move(e));
         }
         if (auto v = validate_reply(*got, req, !reply); !v) {

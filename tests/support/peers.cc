@@ -1,0 +1,77 @@
+#include "peers.hh"
+
+#include <atomic>
+#include <filesystem>
+#include <stdexcept>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace vuiso::testing {
+
+bool wait_for_path(const std::string& path, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    struct stat st;
+    while (::stat(path.c_str(), &st) != 0) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::sleep_for(20ms);
+    }
+    return true;
+}
+
+std::string dpdk_prefix(const std::string& what) {
+    static std::atomic<int> n{0};
+    return "vuiso-t" + std::to_string(::getpid()) + "-" + what + std::to_string(n++);
+}
+
+qsd_peer qsd_peer::start(const temp_dir& dir, const std::string& image, const std::string& sock,
+                         unsigned num_queues) {
+    qsd_peer q;
+    q.sock = sock;
+    q.log = dir.file("qsd.log");
+    ::unlink(sock.c_str());
+    q.proc = process::spawn(
+        {"qemu-storage-daemon", "--blockdev",
+         "driver=file,node-name=file0,cache.direct=off,filename=" + image, "--export",
+         "type=vhost-user-blk,id=exp0,node-name=file0,writable=on,num-queues=" +
+             std::to_string(num_queues) + ",addr.type=unix,addr.path=" + sock},
+        q.log);
+    if (!wait_for_path(sock, 10s))
+        throw std::runtime_error("qemu-storage-daemon did not create " + sock + "; log:\n" +
+                                 read_file(q.log));
+    return q;
+}
+
+testpmd_peer testpmd_peer::start(const temp_dir& dir, const std::string& sock,
+                                 const std::string& fwd, bool client) {
+    testpmd_peer t;
+    t.sock = sock;
+    t.log = dir.file("testpmd.log");
+    t.prefix = dpdk_prefix("tp");
+    if (!client)
+        ::unlink(sock.c_str());
+    std::string vdev = "net_vhost0,iface=" + sock + ",queues=1" + (client ? ",client=1" : "");
+    t.proc = process::spawn({"stdbuf", "-oL", "dpdk-testpmd", "-l", "0,1", "--no-huge", "-m", "256",
+                             "--no-pci", "--file-prefix", t.prefix, "--vdev", vdev, "--",
+                             "--stats-period", "1", "--forward-mode=" + fwd,
+                             "--total-num-mbufs", "2048", "--nb-cores", "1"},
+                            t.log);
+    // In client mode there is no socket of its own to wait for.
+    bool up = client ? wait_for_text(t.log, "packet forwarding - ports=", 20s)
+                     : wait_for_path(sock, 20s);
+    if (!up || !t.proc.running())
+        throw std::runtime_error("dpdk-testpmd did not come up on " + sock + "; log:\n" +
+                                 read_file(t.log));
+    return t;
+}
+
+testpmd_peer::~testpmd_peer() {
+    if (prefix.empty())
+        return;
+    proc.stop();
+    std::error_code ec;
+    std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);
+}
+
+} // namespace vuiso::testing
