@@ -124,8 +124,8 @@ std::string render_text(const report& r) {
     } else {
         s += fmt::format("  {:<16}not offered\n", "protocol");
     }
-    s += fmt::format("  {:<16}{}\n", "queues", r.queues ? fmt::format("{}", *r.queues)
-                                                         : std::string("not reported (no MQ)"));
+    s += fmt::format("  {:<16}{}\n", "queues",
+                     r.queues ? fmt::format("{}", *r.queues) : std::string("not reported (no MQ)"));
     if (r.max_mem_slots)
         s += fmt::format("  {:<16}{}\n", "max mem slots", *r.max_mem_slots);
     if (r.status)
@@ -167,7 +167,8 @@ std::string render_json(const report& r) {
             s += fmt::format("{}\"{}\": {}", i ? ", " : "", fields[i].key, fields[i].json);
         s += "}\n";
     } else {
-        s += fmt::format("  \"config\": null,\n  \"config_note\": {}\n", json_string(r.config_note));
+        s +=
+            fmt::format("  \"config\": null,\n  \"config_note\": {}\n", json_string(r.config_note));
     }
     return s + "}\n";
 }

@@ -22,7 +22,9 @@ struct error {
     [[nodiscard]] bool is_timeout() const noexcept { return code == ETIMEDOUT; }
 };
 
-inline error make_error(int code, std::string message) { return error{code, std::move(message)}; }
+inline error make_error(int code, std::string message) {
+    return error{code, std::move(message)};
+}
 
 template <typename T> class [[nodiscard]] result {
   public:
@@ -62,7 +64,9 @@ template <> class [[nodiscard]] result<void> {
     bool _failed = false;
 };
 
-inline result<void> success() { return {}; }
+inline result<void> success() {
+    return {};
+}
 
 } // namespace vuiso
 

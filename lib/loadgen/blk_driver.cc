@@ -16,8 +16,9 @@ result<blk_driver> blk_driver::create(virtio_device& dev, blk_options opts) {
         opts.max_segment = 64u << 10;
     uint32_t segs_per_io = (opts.max_io + opts.max_segment - 1) / opts.max_segment + 2;
     if (segs_per_io > q.ring().size())
-        return make_error(EINVAL, fmt::format("{} byte requests need {} descriptors; the ring has {}",
-                                              opts.max_io, segs_per_io, q.ring().size()));
+        return make_error(EINVAL,
+                          fmt::format("{} byte requests need {} descriptors; the ring has {}",
+                                      opts.max_io, segs_per_io, q.ring().size()));
     opts.depth = std::min<uint16_t>(opts.depth, q.ring().size());
     blk_driver b(dev, q, opts);
     for (uint16_t i = 0; i < opts.depth; ++i) {
@@ -26,7 +27,8 @@ result<blk_driver> blk_driver::create(virtio_device& dev, blk_options opts) {
         auto s = dev.alloc_buffer(1, 1);
         if (!h || !d || !s)
             return make_error(ENOSPC, fmt::format("no room for {} slots of {} bytes in the "
-                                                  "device memory", opts.depth, opts.max_io));
+                                                  "device memory",
+                                                  opts.depth, opts.max_io));
         b._slots.push_back(slot_buffers{*h, *d, *s, 0});
         b._free.push_back(static_cast<uint16_t>(opts.depth - 1 - i));
     }
@@ -53,8 +55,8 @@ int blk_driver::submit(uint32_t type, uint64_t sector, uint32_t len) noexcept {
     _segs.clear();
     _segs.push_back({mem.iova(sl.hdr_off), sizeof(h), false});
     for (uint32_t off = 0; off < len; off += _opts.max_segment)
-        _segs.push_back({mem.iova(sl.data_off + off), std::min(_opts.max_segment, len - off),
-                         device_writes});
+        _segs.push_back(
+            {mem.iova(sl.data_off + off), std::min(_opts.max_segment, len - off), device_writes});
     _segs.push_back({mem.iova(sl.status_off), 1, true});
     int head = _q->ring().add_chain(_segs);
     if (head < 0)
@@ -89,7 +91,8 @@ result<blk_completion> blk_driver::run_one(uint32_t type, uint64_t sector, uint3
     while (reap(std::span(&c, 1)) == 0) {
         if (clock::now() > deadline)
             return make_error(ETIMEDOUT, fmt::format("blk request (type {}, sector {}) not "
-                                                     "completed in time", type, sector));
+                                                     "completed in time",
+                                                     type, sector));
         wait(std::min(deadline, clock::now() + std::chrono::milliseconds(10)));
     }
     if (c.status != blk::s_ok)

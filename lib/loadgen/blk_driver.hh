@@ -16,7 +16,8 @@ struct blk_options {
     uint16_t queue = 0;
     uint16_t depth = 32;
     uint32_t max_io = 1u << 20; // bytes per request
-    uint32_t max_segment = 0;   // split data into descriptors of at most this (0: back-end's size_max or 64 KiB)
+    uint32_t max_segment =
+        0; // split data into descriptors of at most this (0: back-end's size_max or 64 KiB)
 };
 
 struct blk_completion {
@@ -63,7 +64,7 @@ class blk_driver {
     virtio_queue* _q;
     blk_options _opts;
     std::vector<slot_buffers> _slots;
-    std::vector<uint16_t> _free;       // stack of free slots
+    std::vector<uint16_t> _free; // stack of free slots
     std::vector<int32_t> _head_to_slot;
     std::vector<vring::segment> _segs; // scratch for one chain
     std::vector<vring::completion> _done;

@@ -13,7 +13,8 @@ result<net_driver> net_driver::create(virtio_device& dev, net_options opts) {
     auto rxq = virtio::net::rx_queue(opts.pair), txq = virtio::net::tx_queue(opts.pair);
     if (txq >= dev.num_queues())
         return make_error(EINVAL, fmt::format("queue pair {} needs rings {} and {}; the device "
-                                              "has {}", opts.pair, rxq, txq, dev.num_queues()));
+                                              "has {}",
+                                              opts.pair, rxq, txq, dev.num_queues()));
     if (opts.buffer_size <= sizeof(hdr))
         return make_error(EINVAL, "net buffers must be larger than the virtio-net header");
     net_driver n(dev, dev.queue(static_cast<uint16_t>(rxq)), dev.queue(static_cast<uint16_t>(txq)),

@@ -47,7 +47,7 @@ class net_driver {
     virtio_queue* _rx;
     virtio_queue* _tx;
     net_options _opts;
-    std::vector<size_t> _rx_bufs, _tx_bufs;        // offsets in device memory
+    std::vector<size_t> _rx_bufs, _tx_bufs;          // offsets in device memory
     std::vector<int32_t> _rx_head_buf, _tx_head_buf; // head -> buffer index
     std::vector<uint16_t> _tx_free;
     std::vector<vring::completion> _done;

@@ -139,8 +139,8 @@ result<void> virtio_device::start_ring(uint16_t index) {
     VUISO_TRY(l.set_vring_call(index, call.get()));
     if (_features & bit(f_protocol_features))
         VUISO_TRY(l.set_vring_enable(index, true));
-    _queues.push_back(std::make_unique<virtio_queue>(std::move(ring), std::move(kick),
-                                                     std::move(call)));
+    _queues.push_back(
+        std::make_unique<virtio_queue>(std::move(ring), std::move(kick), std::move(call)));
     return success();
 }
 

@@ -27,7 +27,7 @@ struct device_options {
     uint16_t queues = 1; // rings (a net device needs 2 per queue pair)
     uint16_t queue_size = 256;
     size_t buffer_bytes = size_t{16} << 20; // room for data buffers in the region
-    uint64_t want_features = 0;              // device bits wanted, masked by the offer
+    uint64_t want_features = 0;             // device bits wanted, masked by the offer
     bool event_idx = false;
     std::string name = "loadgen";
 };
@@ -64,7 +64,9 @@ class virtio_device {
     const device_options& options() const noexcept { return _opts; }
 
     // Carves data-buffer space from the shared memory.
-    result<size_t> alloc_buffer(size_t bytes, size_t align = 64) { return _mem.carve(bytes, align); }
+    result<size_t> alloc_buffer(size_t bytes, size_t align = 64) {
+        return _mem.carve(bytes, align);
+    }
 
     // Stops every ring (GET_VRING_BASE) and returns where each stopped.
     result<std::vector<uint32_t>> stop();

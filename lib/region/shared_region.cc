@@ -17,8 +17,8 @@ result<unique_fd> make_memfd(const std::string& name, size_t size, bool huge) {
         return make_error(errno, fmt::format("memfd_create({}{}): {}", name,
                                              huge ? ", hugetlb" : "", std::strerror(errno)));
     if (::ftruncate(fd.get(), static_cast<off_t>(size)) < 0)
-        return make_error(errno, fmt::format("sizing {} to {} bytes: {}", name, size,
-                                             std::strerror(errno)));
+        return make_error(
+            errno, fmt::format("sizing {} to {} bytes: {}", name, size, std::strerror(errno)));
     return fd;
 }
 
@@ -66,8 +66,8 @@ result<shared_region> shared_region::create(const region_options& opts) {
         return std::move(fd).err();
     void* p = ::mmap(nullptr, opts.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd->get(), 0);
     if (p == MAP_FAILED)
-        return make_error(errno, fmt::format("mmap of region {}: {}", opts.name,
-                                             std::strerror(errno)));
+        return make_error(errno,
+                          fmt::format("mmap of region {}: {}", opts.name, std::strerror(errno)));
     r._fd = std::move(*fd);
     r._base = static_cast<uint8_t*>(p);
     r._size = opts.size;
@@ -78,7 +78,8 @@ result<shared_region> shared_region::create(const region_options& opts) {
 shared_region::shared_region(shared_region&& o) noexcept
     : _fd(std::move(o._fd)), _base(std::exchange(o._base, nullptr)),
       _size(std::exchange(o._size, 0)), _carved(o._carved), _kind(o._kind),
-      _iova_base(o._iova_base), _user_base(o._user_base) {}
+      _iova_base(o._iova_base), _user_base(o._user_base) {
+}
 
 shared_region& shared_region::operator=(shared_region&& o) noexcept {
     if (this != &o) {
@@ -105,8 +106,8 @@ result<size_t> shared_region::carve(size_t bytes, size_t align) {
         return make_error(EINVAL, fmt::format("alignment {} is not a power of two", align));
     size_t off = (_carved + align - 1) & ~(align - 1);
     if (off > _size || bytes > _size - off)
-        return make_error(ENOSPC, fmt::format("region full: {} bytes wanted, {} of {} left",
-                                              bytes, _size - std::min(off, _size), _size));
+        return make_error(ENOSPC, fmt::format("region full: {} bytes wanted, {} of {} left", bytes,
+                                              _size - std::min(off, _size), _size));
     _carved = off + bytes;
     return off;
 }

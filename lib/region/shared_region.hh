@@ -21,7 +21,7 @@ struct region_options {
     std::string name = "vuiso";
     size_t size = size_t{64} << 20;
     backing want = backing::automatic;
-    uint64_t iova_base = 0;                       // device address of offset 0
+    uint64_t iova_base = 0;                        // device address of offset 0
     uint64_t user_base = uint64_t{0x7e0000000000}; // synthetic userspace address of offset 0
 };
 

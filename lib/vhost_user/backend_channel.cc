@@ -35,8 +35,8 @@ result<bool> backend_channel::serve_one(clock::time_point deadline,
     auto req = static_cast<backend_request>(m.hdr.request);
     if ((m.hdr.flags & flag_version_mask) != flag_version || (m.hdr.flags & flag_reply)) {
         ++_stats.refused;
-        log->warn("side channel: malformed header on {} (flags {:#x}); refused",
-                  name_of(req), m.hdr.flags);
+        log->warn("side channel: malformed header on {} (flags {:#x}); refused", name_of(req),
+                  m.hdr.flags);
         VUISO_TRY(answer(m, 1));
         return true;
     }

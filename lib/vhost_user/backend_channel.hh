@@ -30,10 +30,12 @@ class backend_channel {
 
     // Handles one request if one arrives by the deadline; false on timeout.
     // `on_config_change` runs for CONFIG_CHANGE_MSG.
-    result<bool> serve_one(clock::time_point deadline, const std::function<void()>& on_config_change);
+    result<bool> serve_one(clock::time_point deadline,
+                           const std::function<void()>& on_config_change);
 
   private:
-    backend_channel(unique_fd ours, unique_fd peer) : _chan(std::move(ours)), _peer(std::move(peer)) {}
+    backend_channel(unique_fd ours, unique_fd peer)
+        : _chan(std::move(ours)), _peer(std::move(peer)) {}
     result<void> answer(const message& req, uint64_t status);
 
     channel _chan;

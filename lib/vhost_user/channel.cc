@@ -176,7 +176,7 @@ result<unique_fd> listen_unix(const std::string& path) {
     auto addr = make_addr(path);
     if (!addr)
         return std::move(addr).err();
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
             return make_error(EEXIST, fmt::format("{} exists and is not a socket", path));

@@ -83,8 +83,8 @@ result<void> check_shape(const message& m, std::string_view what, payload_kind k
                                               what, m.hdr.size));
     int want = fds_expected(rule, kind, m.payload.data(), m.hdr.size);
     if (want < 0 || static_cast<size_t>(want) != m.fds.size())
-        return make_error(EPROTO, fmt::format("{}: carries {} fds, expected {}", what,
-                                              m.fds.size(), want));
+        return make_error(EPROTO,
+                          fmt::format("{}: carries {} fds, expected {}", what, m.fds.size(), want));
     return success();
 }
 
@@ -95,8 +95,8 @@ result<void> validate_reply(const message& reply, request sent, bool ack) {
     if (reply.payload.size() != reply.hdr.size)
         return make_error(EPROTO, fmt::format("reply to {}: truncated payload", name));
     if ((reply.hdr.flags & flag_version_mask) != flag_version)
-        return make_error(EPROTO, fmt::format("reply to {}: protocol version {} (expected 1)",
-                                              name, reply.hdr.flags & flag_version_mask));
+        return make_error(EPROTO, fmt::format("reply to {}: protocol version {} (expected 1)", name,
+                                              reply.hdr.flags & flag_version_mask));
     if (!(reply.hdr.flags & flag_reply))
         return make_error(EPROTO, fmt::format("reply to {}: reply flag missing", name));
     if (reply.hdr.request != static_cast<uint32_t>(sent))
@@ -118,8 +118,8 @@ result<void> validate_request(const message& msg) {
     if (msg.payload.size() != msg.hdr.size)
         return make_error(EPROTO, "request: truncated payload");
     if ((msg.hdr.flags & flag_version_mask) != flag_version)
-        return make_error(EPROTO, fmt::format("request: protocol version {}",
-                                              msg.hdr.flags & flag_version_mask));
+        return make_error(
+            EPROTO, fmt::format("request: protocol version {}", msg.hdr.flags & flag_version_mask));
     if (msg.hdr.flags & flag_reply)
         return make_error(EPROTO, "request: reply flag set on a request");
     auto info = lookup(msg.req());

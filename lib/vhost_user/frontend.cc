@@ -55,7 +55,8 @@ struct frontend::state {
     }
 };
 
-frontend::frontend(frontend_options opts) : _opts(std::move(opts)), _st(new state) {}
+frontend::frontend(frontend_options opts) : _opts(std::move(opts)), _st(new state) {
+}
 
 frontend::~frontend() {
     if (_st && _st->listener)
@@ -74,9 +75,13 @@ result<std::unique_ptr<frontend>> frontend::open(frontend_options opts) {
     return f;
 }
 
-bool frontend::connected() const noexcept { return _st->chan.connected(); }
+bool frontend::connected() const noexcept {
+    return _st->chan.connected();
+}
 
-void frontend::disconnect() noexcept { _st->chan.close(); }
+void frontend::disconnect() noexcept {
+    _st->chan.close();
+}
 
 result<void> frontend::reconnect() {
     disconnect();
@@ -127,7 +132,9 @@ result<void> frontend::require(protocol_feature f, request r) const {
 
 namespace {
 
-uint32_t code(request r) { return static_cast<uint32_t>(r); }
+uint32_t code(request r) {
+    return static_cast<uint32_t>(r);
+}
 
 } // namespace
 
@@ -139,7 +146,9 @@ result<void> frontend::send_set(message msg, const int* fds, size_t nfds) {
     return success();
 }
 
-result<void> frontend::set_owner() { return send_set(message::make_empty(code(request::set_owner))); }
+result<void> frontend::set_owner() {
+    return send_set(message::make_empty(code(request::set_owner)));
+}
 
 result<void> frontend::reset_owner() {
     return send_set(message::make_empty(code(request::reset_owner)));
@@ -155,8 +164,8 @@ result<uint64_t> frontend::get_features() {
 
 result<void> frontend::set_features(uint64_t features) {
     if (features & ~_offered)
-        return make_error(EINVAL, fmt::format("SET_FEATURES: bits {:#x} were not offered",
-                                              features & ~_offered));
+        return make_error(
+            EINVAL, fmt::format("SET_FEATURES: bits {:#x} were not offered", features & ~_offered));
     auto r = _st->call(_opts, message::make(code(request::set_features), features), false,
                        has_protocol(pf_reply_ack));
     if (!r)
@@ -182,8 +191,8 @@ result<void> frontend::set_protocol_features(uint64_t features) {
         return make_error(EINVAL, fmt::format("SET_PROTOCOL_FEATURES: bits {:#x} were not offered",
                                               features & ~_offered_pf));
     // Not acked: REPLY_ACK is only in force once this message is through.
-    auto r = _st->call(_opts, message::make(code(request::set_protocol_features), features),
-                       false, false);
+    auto r = _st->call(_opts, message::make(code(request::set_protocol_features), features), false,
+                       false);
     if (!r)
         return std::move(r).err();
     _acked_pf = features;
@@ -204,14 +213,14 @@ result<uint32_t> frontend::get_queue_num() {
 result<std::vector<uint8_t>> frontend::get_config(uint32_t offset, uint32_t size, uint32_t flags) {
     VUISO_TRY(require(pf_config, request::get_config));
     if (size > max_config_size)
-        return make_error(EINVAL, fmt::format("GET_CONFIG: {} bytes exceed {}", size,
-                                              max_config_size));
+        return make_error(EINVAL,
+                          fmt::format("GET_CONFIG: {} bytes exceed {}", size, max_config_size));
     config_space c{};
     c.offset = offset;
     c.size = size;
     c.flags = flags;
-    auto r = _st->call(_opts, message::make_raw(code(request::get_config), &c,
-                                                config_header_size + size),
+    auto r = _st->call(_opts,
+                       message::make_raw(code(request::get_config), &c, config_header_size + size),
                        true, false);
     if (!r)
         return std::move(r).err();
@@ -232,7 +241,8 @@ result<void> frontend::set_config(uint32_t offset, std::span<const uint8_t> data
     c.size = static_cast<uint32_t>(data.size());
     c.flags = flags;
     std::memcpy(c.region, data.data(), data.size());
-    return send_set(message::make_raw(code(request::set_config), &c, config_header_size + data.size()));
+    return send_set(
+        message::make_raw(code(request::set_config), &c, config_header_size + data.size()));
 }
 
 result<void> frontend::set_mem_table(std::span<const shared_mem> regions) {
@@ -247,8 +257,8 @@ result<void> frontend::set_mem_table(std::span<const shared_mem> regions) {
         fds[i] = regions[i].fd;
     }
     return send_set(message::make_raw(code(request::set_mem_table), &t,
-                                8 + regions.size() * sizeof(mem_region)),
-              fds, regions.size());
+                                      8 + regions.size() * sizeof(mem_region)),
+                    fds, regions.size());
 }
 
 result<uint64_t> frontend::get_max_mem_slots() {
@@ -290,8 +300,8 @@ result<uint32_t> frontend::get_vring_base(uint32_t index) {
         return std::move(r).err();
     auto s = r->as<vring_state>();
     if (s.index != index)
-        return make_error(EPROTO, fmt::format("GET_VRING_BASE: asked ring {}, answered ring {}",
-                                              index, s.index));
+        return make_error(
+            EPROTO, fmt::format("GET_VRING_BASE: asked ring {}, answered ring {}", index, s.index));
     return s.num;
 }
 
@@ -319,7 +329,8 @@ result<void> frontend::set_vring_err(uint32_t index, int fd) {
 result<void> frontend::set_vring_enable(uint32_t index, bool enable) {
     if (!(_acked & bit(f_protocol_features)))
         return make_error(ENOTSUP, "SET_VRING_ENABLE needs VHOST_USER_F_PROTOCOL_FEATURES acked");
-    return send_set(message::make(code(request::set_vring_enable), vring_state{index, enable ? 1u : 0u}));
+    return send_set(
+        message::make(code(request::set_vring_enable), vring_state{index, enable ? 1u : 0u}));
 }
 
 result<inflight_shm> frontend::get_inflight_fd(uint16_t num_queues, uint16_t queue_size) {

@@ -62,9 +62,13 @@ constexpr bool table_is_indexed_by_code() {
 }
 static_assert(table_is_indexed_by_code(), "request table must be indexed by request code");
 
-constexpr std::array<std::string_view, 7> backend_names{
-    "NONE",         "IOTLB_MSG",           "CONFIG_CHANGE_MSG",   "VRING_HOST_NOTIFIER_MSG",
-    "SHARED_OBJECT_ADD", "SHARED_OBJECT_REMOVE", "SHARED_OBJECT_LOOKUP"};
+constexpr std::array<std::string_view, 7> backend_names{"NONE",
+                                                        "IOTLB_MSG",
+                                                        "CONFIG_CHANGE_MSG",
+                                                        "VRING_HOST_NOTIFIER_MSG",
+                                                        "SHARED_OBJECT_ADD",
+                                                        "SHARED_OBJECT_REMOVE",
+                                                        "SHARED_OBJECT_LOOKUP"};
 
 } // namespace
 

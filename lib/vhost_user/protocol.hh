@@ -101,7 +101,9 @@ enum protocol_feature : unsigned {
     pf_device_state = 19,
 };
 
-constexpr uint64_t bit(unsigned n) { return uint64_t{1} << n; }
+constexpr uint64_t bit(unsigned n) {
+    return uint64_t{1} << n;
+}
 
 struct header {
     uint32_t request;
@@ -188,24 +190,24 @@ inline constexpr unsigned max_fds = max_mem_table_regions;
 
 // The shape of a payload, as the codec validates it.
 enum class payload_kind : uint8_t {
-    none,           // size 0
-    u64,            // 8 bytes
-    vring_state,    // 8 bytes
-    vring_addr,     // 40 bytes
-    mem_table,      // 8 + n * 32 bytes, n <= 8
-    single_region,  // 40 bytes
-    log_area,       // 16 bytes
-    config,         // 12 + size bytes, size <= 256
-    inflight,       // 24 bytes (20 accepted: the spec draws it packed)
-    opaque,         // device/iotlb/crypto payloads we do not interpret
+    none,          // size 0
+    u64,           // 8 bytes
+    vring_state,   // 8 bytes
+    vring_addr,    // 40 bytes
+    mem_table,     // 8 + n * 32 bytes, n <= 8
+    single_region, // 40 bytes
+    log_area,      // 16 bytes
+    config,        // 12 + size bytes, size <= 256
+    inflight,      // 24 bytes (20 accepted: the spec draws it packed)
+    opaque,        // device/iotlb/crypto payloads we do not interpret
 };
 
 // How many fds a message carries.
 enum class fd_rule : uint8_t {
-    none,        // must carry none
-    one,         // exactly one
-    vring_u64,   // one unless the u64 has vring_nofd_mask set
-    per_region,  // one per memory table region
+    none,       // must carry none
+    one,        // exactly one
+    vring_u64,  // one unless the u64 has vring_nofd_mask set
+    per_region, // one per memory table region
 };
 
 struct request_info {
@@ -213,7 +215,7 @@ struct request_info {
     std::string_view name;
     payload_kind payload;
     fd_rule fds;
-    payload_kind reply;   // what the back-end answers (none: only a REPLY_ACK if asked)
+    payload_kind reply; // what the back-end answers (none: only a REPLY_ACK if asked)
     fd_rule reply_fds;
 };
 

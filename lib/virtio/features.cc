@@ -25,17 +25,39 @@ constexpr std::array<named_bit, 15> common_bits{{
 }};
 
 constexpr std::array<named_bit, 34> net_bits{{
-    {0, "CSUM"},           {1, "GUEST_CSUM"},     {2, "CTRL_GUEST_OFFLOADS"},
-    {3, "MTU"},            {5, "MAC"},            {6, "GSO"},
-    {7, "GUEST_TSO4"},     {8, "GUEST_TSO6"},     {9, "GUEST_ECN"},
-    {10, "GUEST_UFO"},     {11, "HOST_TSO4"},     {12, "HOST_TSO6"},
-    {13, "HOST_ECN"},      {14, "HOST_UFO"},      {15, "MRG_RXBUF"},
-    {16, "STATUS"},        {17, "CTRL_VQ"},       {18, "CTRL_RX"},
-    {19, "CTRL_VLAN"},     {20, "CTRL_RX_EXTRA"}, {21, "GUEST_ANNOUNCE"},
-    {22, "MQ"},            {23, "CTRL_MAC_ADDR"}, {50, "DEVICE_STATS"},
-    {52, "VQ_NOTF_COAL"},  {53, "NOTF_COAL"},     {54, "GUEST_USO4"},
-    {55, "GUEST_USO6"},    {56, "HOST_USO"},      {57, "HASH_REPORT"},
-    {59, "GUEST_HDRLEN"},  {60, "RSS"},           {62, "STANDBY"},
+    {0, "CSUM"},
+    {1, "GUEST_CSUM"},
+    {2, "CTRL_GUEST_OFFLOADS"},
+    {3, "MTU"},
+    {5, "MAC"},
+    {6, "GSO"},
+    {7, "GUEST_TSO4"},
+    {8, "GUEST_TSO6"},
+    {9, "GUEST_ECN"},
+    {10, "GUEST_UFO"},
+    {11, "HOST_TSO4"},
+    {12, "HOST_TSO6"},
+    {13, "HOST_ECN"},
+    {14, "HOST_UFO"},
+    {15, "MRG_RXBUF"},
+    {16, "STATUS"},
+    {17, "CTRL_VQ"},
+    {18, "CTRL_RX"},
+    {19, "CTRL_VLAN"},
+    {20, "CTRL_RX_EXTRA"},
+    {21, "GUEST_ANNOUNCE"},
+    {22, "MQ"},
+    {23, "CTRL_MAC_ADDR"},
+    {50, "DEVICE_STATS"},
+    {52, "VQ_NOTF_COAL"},
+    {53, "NOTF_COAL"},
+    {54, "GUEST_USO4"},
+    {55, "GUEST_USO6"},
+    {56, "HOST_USO"},
+    {57, "HASH_REPORT"},
+    {59, "GUEST_HDRLEN"},
+    {60, "RSS"},
+    {62, "STANDBY"},
     {63, "SPEED_DUPLEX"},
 }};
 
@@ -58,12 +80,26 @@ constexpr std::array<named_bit, 16> blk_bits{{
     {17, "ZONED"},
 }};
 
-constexpr std::array<std::string_view, 20> protocol_bits{
-    "MQ",           "LOG_SHMFD",      "RARP",          "REPLY_ACK",
-    "NET_MTU",      "BACKEND_REQ",    "CROSS_ENDIAN",  "CRYPTO_SESSION",
-    "PAGEFAULT",    "CONFIG",         "BACKEND_SEND_FD", "HOST_NOTIFIER",
-    "INFLIGHT_SHMFD", "RESET_DEVICE", "INBAND_NOTIFICATIONS", "CONFIGURE_MEM_SLOTS",
-    "STATUS",       "XEN_MMAP",       "SHARED_OBJECT", "DEVICE_STATE"};
+constexpr std::array<std::string_view, 20> protocol_bits{"MQ",
+                                                         "LOG_SHMFD",
+                                                         "RARP",
+                                                         "REPLY_ACK",
+                                                         "NET_MTU",
+                                                         "BACKEND_REQ",
+                                                         "CROSS_ENDIAN",
+                                                         "CRYPTO_SESSION",
+                                                         "PAGEFAULT",
+                                                         "CONFIG",
+                                                         "BACKEND_SEND_FD",
+                                                         "HOST_NOTIFIER",
+                                                         "INFLIGHT_SHMFD",
+                                                         "RESET_DEVICE",
+                                                         "INBAND_NOTIFICATIONS",
+                                                         "CONFIGURE_MEM_SLOTS",
+                                                         "STATUS",
+                                                         "XEN_MMAP",
+                                                         "SHARED_OBJECT",
+                                                         "DEVICE_STATE"};
 
 template <size_t N>
 std::optional<std::string_view> find(const std::array<named_bit, N>& t, unsigned b) {
@@ -73,7 +109,9 @@ std::optional<std::string_view> find(const std::array<named_bit, N>& t, unsigned
     return std::nullopt;
 }
 
-std::string numbered(unsigned b) { return "bit " + std::to_string(b); }
+std::string numbered(unsigned b) {
+    return "bit " + std::to_string(b);
+}
 
 } // namespace
 
@@ -116,7 +154,8 @@ std::vector<feature_name> protocol_feature_names(uint64_t features) {
     std::vector<feature_name> out;
     for (unsigned b = 0; b < 64; ++b)
         if (features & (uint64_t{1} << b))
-            out.push_back({b, b < protocol_bits.size() ? std::string(protocol_bits[b]) : numbered(b)});
+            out.push_back(
+                {b, b < protocol_bits.size() ? std::string(protocol_bits[b]) : numbered(b)});
     return out;
 }
 

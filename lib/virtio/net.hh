@@ -25,8 +25,12 @@ inline constexpr unsigned f_mtu = 3, f_mac = 5, f_mrg_rxbuf = 15, f_status = 16,
                           f_mq = 22, f_speed_duplex = 63;
 
 // Ring layout of a net device: pair p has rx = 2p, tx = 2p + 1.
-constexpr uint32_t rx_queue(uint32_t pair) { return 2 * pair; }
-constexpr uint32_t tx_queue(uint32_t pair) { return 2 * pair + 1; }
+constexpr uint32_t rx_queue(uint32_t pair) {
+    return 2 * pair;
+}
+constexpr uint32_t tx_queue(uint32_t pair) {
+    return 2 * pair + 1;
+}
 
 struct config {
     std::array<uint8_t, 6> mac{};

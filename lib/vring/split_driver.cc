@@ -3,9 +3,15 @@
 namespace vuiso::vring {
 namespace {
 
-template <typename T> T load_acquire(const T* p) noexcept { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-template <typename T> void store_release(T* p, T v) noexcept { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-template <typename T> T load_once(const T* p) noexcept { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+template <typename T> T load_acquire(const T* p) noexcept {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+template <typename T> void store_release(T* p, T v) noexcept {
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+template <typename T> T load_once(const T* p) noexcept {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
 
 } // namespace
 
@@ -79,9 +85,12 @@ unsigned split_driver::poll_used(std::span<completion> out) noexcept {
     uint16_t used_idx = load_acquire(&_used[1]);
     uint16_t pending = static_cast<uint16_t>(used_idx - _last_used);
     if (pending > _in_flight) [[unlikely]] {
-        // The device claims more completions than we have chains out.
+        // The device claims more completions than we have chains out. Each
+        // entry is still vetted below (junk must not hide a real one), but
+        // never more than a ring's worth.
         ++_c.used_idx_jumps;
-        pending = _in_flight;
+        if (pending > _size)
+            pending = _size;
     }
     unsigned n = 0;
     while (pending && n < out.size()) {

@@ -74,16 +74,16 @@ class split_driver {
     uint16_t _size;
     bool _event_idx;
 
-    uint16_t _avail_idx = 0;      // next avail slot we fill (private)
-    uint16_t _published_idx = 0;  // what the device has seen
-    uint16_t _last_used = 0;      // next used slot to read
+    uint16_t _avail_idx = 0;     // next avail slot we fill (private)
+    uint16_t _published_idx = 0; // what the device has seen
+    uint16_t _last_used = 0;     // next used slot to read
     uint16_t _free_head = 0;
     uint16_t _free_count;
     uint16_t _in_flight = 0;
 
-    std::unique_ptr<uint16_t[]> _next;        // private chain links
-    std::unique_ptr<uint16_t[]> _chain_len;   // 0: not in flight
-    std::unique_ptr<uint32_t[]> _writable;    // writable bytes per head
+    std::unique_ptr<uint16_t[]> _next;      // private chain links
+    std::unique_ptr<uint16_t[]> _chain_len; // 0: not in flight
+    std::unique_ptr<uint32_t[]> _writable;  // writable bytes per head
     driver_counters _c;
 
     used_elem* used_ring() const noexcept { return reinterpret_cast<used_elem*>(_used + 2); }

@@ -33,17 +33,26 @@ static_assert(sizeof(used_elem) == 8);
 
 // Byte sizes and alignments of the three parts for a ring of `n` entries
 // (the trailing u16 is used_event / avail_event, present with EVENT_IDX).
-constexpr size_t desc_bytes(uint16_t n) { return size_t{16} * n; }
-constexpr size_t avail_bytes(uint16_t n) { return 4 + size_t{2} * n + 2; }
-constexpr size_t used_bytes(uint16_t n) { return 4 + size_t{8} * n + 2; }
+constexpr size_t desc_bytes(uint16_t n) {
+    return size_t{16} * n;
+}
+constexpr size_t avail_bytes(uint16_t n) {
+    return 4 + size_t{2} * n + 2;
+}
+constexpr size_t used_bytes(uint16_t n) {
+    return 4 + size_t{8} * n + 2;
+}
 inline constexpr size_t desc_align = 16, avail_align = 2, used_align = 4;
 
-constexpr bool valid_size(uint32_t n) { return n >= 1 && n <= max_size && (n & (n - 1)) == 0; }
+constexpr bool valid_size(uint32_t n) {
+    return n >= 1 && n <= max_size && (n & (n - 1)) == 0;
+}
 
 // virtio's vring_need_event: has the other side's event index been passed
 // by moving from old_idx to new_idx?
 constexpr bool need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old_idx) {
-    return static_cast<uint16_t>(new_idx - event_idx - 1) < static_cast<uint16_t>(new_idx - old_idx);
+    return static_cast<uint16_t>(new_idx - event_idx - 1) <
+           static_cast<uint16_t>(new_idx - old_idx);
 }
 
 } // namespace vuiso::vring

@@ -1,7 +1,7 @@
 // The front-end library and blk driver against a real qemu-storage-daemon:
 // data written through virtio-blk requests lands in the image file, data
 // the host put in the image reads back, sizes from 4 KiB to 1 MiB.
-#include "loadgen/blk_driver.hh"
+#include "loadgen/checks.hh"
 #include "support/peers.hh"
 #include "virtio/blk.hh"
 
@@ -18,14 +18,6 @@ namespace {
 
 constexpr size_t image_size = size_t{64} << 20;
 
-std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::vector<uint8_t> v(n);
-    for (auto& b : v)
-        b = static_cast<uint8_t>(rng());
-    return v;
-}
-
 std::vector<uint8_t> image_bytes(const std::string& image, size_t off, size_t len) {
     std::ifstream f(image, std::ios::binary);
     f.seekg(static_cast<std::streamoff>(off));
@@ -38,7 +30,7 @@ class BlkBackend : public ::testing::Test {
   protected:
     void SetUp() override {
         image = dir.file("disk.raw");
-        host_pattern = random_bytes(64 << 10, 7);
+        host_pattern = loadgen::pattern(64 << 10, 7);
         std::ofstream f(image, std::ios::binary);
         f.write(reinterpret_cast<const char*>(host_pattern.data()),
                 static_cast<std::streamsize>(host_pattern.size()));
@@ -52,7 +44,8 @@ class BlkBackend : public ::testing::Test {
         o.path = qsd.sock;
         o.queue_size = queue_size;
         o.buffer_bytes = size_t{40} << 20;
-        o.want_features = vhost_user::bit(virtio::blk::f_flush) | vhost_user::bit(virtio::blk::f_blk_size) |
+        o.want_features = vhost_user::bit(virtio::blk::f_flush) |
+                          vhost_user::bit(virtio::blk::f_blk_size) |
                           vhost_user::bit(virtio::blk::f_seg_max);
         auto d = loadgen::virtio_device::start(o);
         if (!d)
@@ -92,7 +85,7 @@ TEST_F(BlkBackend, WritesLandInTheImageAndReadBack) {
     const io ios[] = {{256, 4 << 10}, {2048, 64 << 10}, {16384, 1 << 20}, {40000, 3 << 20}};
     uint32_t seed = 100;
     for (const auto& i : ios) {
-        auto data = random_bytes(i.len, seed++);
+        auto data = loadgen::pattern(i.len, seed++);
         auto w = blk->write(i.sector, data);
         ASSERT_TRUE(w) << i.len << " bytes: " << w.err().message;
         std::vector<uint8_t> back(i.len);
@@ -112,7 +105,7 @@ TEST_F(BlkBackend, QueueDepth32OutOfOrderCompletions) {
     bo.max_io = 4096;
     auto blk = loadgen::blk_driver::create(*dev, bo);
     ASSERT_TRUE(blk) << blk.err().message;
-    auto data = random_bytes(32 * 4096, 42);
+    auto data = loadgen::pattern(32 * 4096, 42);
     for (uint16_t i = 0; i < 32; ++i) {
         int s = blk->submit(virtio::blk::t_out, 100000 + i * 8, 4096);
         ASSERT_GE(s, 0);

@@ -35,8 +35,8 @@ class not_vhost_user {
             int c = ::accept(_fd, nullptr, nullptr);
             if (c < 0)
                 return;
-            if (!_junk.empty())
-                [[maybe_unused]] auto n = ::send(c, _junk.data(), _junk.size(), MSG_NOSIGNAL);
+            if (!_junk.empty()) [[maybe_unused]]
+                auto n = ::send(c, _junk.data(), _junk.size(), MSG_NOSIGNAL);
             char buf[256];
             while (::recv(c, buf, sizeof(buf), 0) > 0) {
             }

@@ -31,12 +31,12 @@ qsd_peer qsd_peer::start(const temp_dir& dir, const std::string& image, const st
     q.sock = sock;
     q.log = dir.file("qsd.log");
     ::unlink(sock.c_str());
-    q.proc = process::spawn(
-        {"qemu-storage-daemon", "--blockdev",
-         "driver=file,node-name=file0,cache.direct=off,filename=" + image, "--export",
-         "type=vhost-user-blk,id=exp0,node-name=file0,writable=on,num-queues=" +
-             std::to_string(num_queues) + ",addr.type=unix,addr.path=" + sock},
-        q.log);
+    q.proc = process::spawn({"qemu-storage-daemon", "--blockdev",
+                             "driver=file,node-name=file0,cache.direct=off,filename=" + image,
+                             "--export",
+                             "type=vhost-user-blk,id=exp0,node-name=file0,writable=on,num-queues=" +
+                                 std::to_string(num_queues) + ",addr.type=unix,addr.path=" + sock},
+                            q.log);
     if (!wait_for_path(sock, 10s))
         throw std::runtime_error("qemu-storage-daemon did not create " + sock + "; log:\n" +
                                  read_file(q.log));
@@ -52,14 +52,31 @@ testpmd_peer testpmd_peer::start(const temp_dir& dir, const std::string& sock,
     if (!client)
         ::unlink(sock.c_str());
     std::string vdev = "net_vhost0,iface=" + sock + ",queues=1" + (client ? ",client=1" : "");
-    t.proc = process::spawn({"stdbuf", "-oL", "dpdk-testpmd", "-l", "0,1", "--no-huge", "-m", "256",
-                             "--no-pci", "--file-prefix", t.prefix, "--vdev", vdev, "--",
-                             "--stats-period", "1", "--forward-mode=" + fwd,
-                             "--total-num-mbufs", "2048", "--nb-cores", "1"},
+    t.proc = process::spawn({"stdbuf",
+                             "-oL",
+                             "dpdk-testpmd",
+                             "-l",
+                             "0,1",
+                             "--no-huge",
+                             "-m",
+                             "256",
+                             "--no-pci",
+                             "--file-prefix",
+                             t.prefix,
+                             "--vdev",
+                             vdev,
+                             "--",
+                             "--stats-period",
+                             "1",
+                             "--forward-mode=" + fwd,
+                             "--total-num-mbufs",
+                             "2048",
+                             "--nb-cores",
+                             "1"},
                             t.log);
     // In client mode there is no socket of its own to wait for.
-    bool up = client ? wait_for_text(t.log, "packet forwarding - ports=", 20s)
-                     : wait_for_path(sock, 20s);
+    bool up =
+        client ? wait_for_text(t.log, "packet forwarding - ports=", 20s) : wait_for_path(sock, 20s);
     if (!up || !t.proc.running())
         throw std::runtime_error("dpdk-testpmd did not come up on " + sock + "; log:\n" +
                                  read_file(t.log));

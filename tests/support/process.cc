@@ -19,7 +19,9 @@ namespace vuiso::testing {
 
 using clk = std::chrono::steady_clock;
 
-process::process(process&& o) noexcept : _pid(o._pid), _status(o._status) { o._pid = -1; }
+process::process(process&& o) noexcept : _pid(o._pid), _status(o._status) {
+    o._pid = -1;
+}
 
 process& process::operator=(process&& o) noexcept {
     if (this != &o) {

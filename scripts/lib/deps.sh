@@ -1,0 +1,39 @@
+# Installs, once and idempotently, every Debian 12 package the project needs
+# to build, test and demo. Sourced by scripts/test.sh and scripts/demo.sh.
+
+VUISO_PACKAGES=(
+    meson ninja-build pkg-config g++ python3
+    libdpdk-dev dpdk dpdk-dev          # DPDK 22.11, dpdk-testpmd, dpdk-telemetry.py
+    libspdlog-dev libfmt-dev libnuma-dev libgtest-dev
+    qemu-system-x86 qemu-utils         # qemu-storage-daemon, qemu-system-x86_64
+    clang-format
+)
+
+install_deps() {
+    local missing=()
+    for p in "${VUISO_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "== installing: ${missing[*]}"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "error: missing packages and not root; install them: ${missing[*]}" >&2
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || return 1
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
+}
+
+# Configures (or reconfigures) and builds the tree in $1 with extra meson args.
+build_tree() {
+    local dir=$1
+    shift
+    if [ -f "$dir/build.ninja" ]; then
+        meson configure "$dir" "$@" >/dev/null || return 1
+    else
+        meson setup "$dir" "$@" >/dev/null || return 1
+    fi
+    ninja -C "$dir" || return 1
+}
