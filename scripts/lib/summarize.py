@@ -31,7 +31,8 @@ with open(f"{logdir}/testlog.json") as f:
         t = json.loads(line)
         if t["result"] in ("OK", "SKIP", "EXPECTEDFAIL"):
             continue
-        marker = f"/ {t['name']}"
+        # JUnit suites are named "<project>.<test name>.<gtest suite>".
+        marker = f"{t['name']}."
         if not any(marker in s for s in junit_failed_suites):
             failed += 1
             failed_names.append(f"{t['name']} ({t['result']}: the binary itself failed)")
