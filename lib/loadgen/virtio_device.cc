@@ -35,7 +35,7 @@ namespace {
 
 // The protocol features the load generator knows how to honour.
 constexpr uint64_t supported_protocol =
-    bit(pf_mq) | bit(pf_reply_ack) | bit(pf_config) | bit(pf_status);
+    bit(pf_mq) | bit(pf_reply_ack) | bit(pf_config) | bit(pf_status) | bit(pf_configure_mem_slots);
 
 size_t ring_bytes(uint16_t n) {
     return vring::desc_bytes(n) + vring::avail_bytes(n) + vring::used_bytes(n) + 64;
@@ -109,6 +109,8 @@ result<void> virtio_device::negotiate() {
     }
     VUISO_TRY(l.set_features(_features));
     shared_mem m{_mem.fd(), mem_region{_mem.iova_base(), _mem.size(), _mem.user_base(), 0}};
+    if (_opts.add_mem_reg)
+        return l.add_mem_reg(m); // fails with ENOTSUP unless CONFIGURE_MEM_SLOTS
     return l.set_mem_table(std::span<const shared_mem>(&m, 1));
 }
 
@@ -125,7 +127,8 @@ result<void> virtio_device::start_ring(uint16_t index) {
         return std::move(u).err();
     unique_fd kick(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     unique_fd call(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!kick || !call)
+    unique_fd err(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!kick || !call || !err)
         return make_error(errno, "eventfd for a ring failed");
     bool event_idx = _features & bit(virtio::f_event_idx);
     vring::split_driver ring(_mem.at(*d), _mem.at(*a), _mem.at(*u), n, event_idx);
@@ -137,10 +140,11 @@ result<void> virtio_device::start_ring(uint16_t index) {
     VUISO_TRY(l.set_vring_addr(addr));
     VUISO_TRY(l.set_vring_kick(index, kick.get()));
     VUISO_TRY(l.set_vring_call(index, call.get()));
+    VUISO_TRY(l.set_vring_err(index, err.get()));
     if (_features & bit(f_protocol_features))
         VUISO_TRY(l.set_vring_enable(index, true));
-    _queues.push_back(
-        std::make_unique<virtio_queue>(std::move(ring), std::move(kick), std::move(call)));
+    _queues.push_back(std::make_unique<virtio_queue>(std::move(ring), std::move(kick),
+                                                     std::move(call), std::move(err)));
     return success();
 }
 

@@ -29,13 +29,17 @@ struct device_options {
     size_t buffer_bytes = size_t{16} << 20; // room for data buffers in the region
     uint64_t want_features = 0;             // device bits wanted, masked by the offer
     bool event_idx = false;
+    // Share memory with ADD_MEM_REG (needs CONFIGURE_MEM_SLOTS) instead of
+    // SET_MEM_TABLE.
+    bool add_mem_reg = false;
     std::string name = "loadgen";
 };
 
 class virtio_queue {
   public:
-    virtio_queue(vring::split_driver ring, unique_fd kick, unique_fd call)
-        : _ring(std::move(ring)), _kick(std::move(kick)), _call(std::move(call)) {}
+    virtio_queue(vring::split_driver ring, unique_fd kick, unique_fd call, unique_fd err)
+        : _ring(std::move(ring)), _kick(std::move(kick)), _call(std::move(call)),
+          _err(std::move(err)) {}
     vring::split_driver& ring() noexcept { return _ring; }
     // Publishes posted chains; kicks the back-end if it asked to be told.
     void publish_and_kick() noexcept;
@@ -43,10 +47,12 @@ class virtio_queue {
     bool wait_call(clock::time_point deadline) noexcept;
     int kick_fd() const noexcept { return _kick.get(); }
     int call_fd() const noexcept { return _call.get(); }
+    // Signalled by a back-end that hits a ring error (SET_VRING_ERR).
+    int err_fd() const noexcept { return _err.get(); }
 
   private:
     vring::split_driver _ring;
-    unique_fd _kick, _call;
+    unique_fd _kick, _call, _err;
 };
 
 class virtio_device {

@@ -39,8 +39,10 @@ class BlkBackend : public ::testing::Test {
         qsd = qsd_peer::start(dir, image, dir.file("blk.sock"));
     }
 
-    std::unique_ptr<loadgen::virtio_device> open_device(uint16_t queue_size = 256) {
+    std::unique_ptr<loadgen::virtio_device> open_device(uint16_t queue_size = 256,
+                                                        bool add_mem_reg = false) {
         loadgen::device_options o;
+        o.add_mem_reg = add_mem_reg;
         o.path = qsd.sock;
         o.queue_size = queue_size;
         o.buffer_bytes = size_t{40} << 20;
@@ -141,4 +143,17 @@ TEST_F(BlkBackend, StopReportsWhereTheRingStopped) {
     ASSERT_TRUE(bases) << bases.err().message;
     ASSERT_EQ(bases->size(), 1u);
     EXPECT_EQ((*bases)[0], 5u);
+}
+
+TEST_F(BlkBackend, MemoryAddedWithAddMemRegCarriesData) {
+    auto dev = open_device(128, true);
+    ASSERT_TRUE(dev);
+    EXPECT_TRUE(dev->link().has_protocol(vhost_user::pf_configure_mem_slots));
+    auto slots = dev->link().get_max_mem_slots();
+    ASSERT_TRUE(slots) << slots.err().message;
+    EXPECT_GE(*slots, 8u);
+    auto blk = loadgen::blk_driver::create(*dev, {.queue = 0, .depth = 4});
+    ASSERT_TRUE(blk) << blk.err().message;
+    auto r = loadgen::blk_write_read(*blk, 5000, 256 << 10, 9);
+    EXPECT_TRUE(r) << r.err().message;
 }

@@ -35,6 +35,11 @@ TEST(NetBackend, IoForwardingReturnsEveryFrameIntact) {
     auto tp = testpmd_peer::start(dir, dir.file("net.sock"), "io");
     auto dev = open_net(tp.sock, vhost_user::link_mode::client);
     ASSERT_TRUE(dev) << read_file(tp.log);
+    // testpmd offers STATUS: the device was started with SET_STATUS.
+    ASSERT_TRUE(dev->link().has_protocol(vhost_user::pf_status));
+    auto st = dev->link().get_status();
+    ASSERT_TRUE(st) << st.err().message;
+    EXPECT_EQ(*st, 0x0f) << "ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK";
     auto net = loadgen::net_driver::create(*dev, {});
     ASSERT_TRUE(net) << net.err().message;
     auto r = loadgen::net_loopback(*net, 2000, 20s);

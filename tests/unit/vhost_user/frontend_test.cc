@@ -208,6 +208,32 @@ TEST(Frontend, SetMemTablePassesOneFdPerRegion) {
     EXPECT_EQ(fd_counts[0], 2);
 }
 
+TEST(Frontend, InflightAreaComesWithItsFd) {
+    scripted_backend be({answer_u64(pf_bit), answer_u64(bit(pf_inflight_shmfd)), silent(),
+                         [](channel& c, const message& m) {
+                             auto req = m.as<inflight_area>();
+                             EXPECT_EQ(req.num_queues, 2);
+                             EXPECT_EQ(req.queue_size, 128);
+                             inflight_area a{8192, 0, 2, 128};
+                             unique_fd fd(::eventfd(0, EFD_CLOEXEC));
+                             int raw = fd.get();
+                             (void)c.send(message::make(m.hdr.request, a, flag_reply), &raw, 1);
+                         },
+                         [](channel&, const message& m) {
+                             EXPECT_EQ(m.fds.size(), 1u);
+                             EXPECT_EQ(m.as<inflight_area>().mmap_size, 8192u);
+                         }});
+    auto f = be.connect();
+    ASSERT_TRUE(f->get_features());
+    ASSERT_TRUE(f->get_protocol_features());
+    ASSERT_TRUE(f->set_protocol_features(bit(pf_inflight_shmfd)));
+    auto area = f->get_inflight_fd(2, 128);
+    ASSERT_TRUE(area) << area.err().message;
+    EXPECT_TRUE(area->fd.valid());
+    EXPECT_EQ(area->mmap_size, 8192u);
+    EXPECT_TRUE(f->set_inflight_fd(area->fd.get(), area->mmap_size, 0, 2, 128));
+}
+
 TEST(BackendChannel, RefusesUnsupportedRequestsAndClosesTheirFds) {
     auto bc = backend_channel::create();
     ASSERT_TRUE(bc);
