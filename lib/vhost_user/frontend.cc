@@ -146,6 +146,13 @@ result<void> frontend::send_set(message msg, const int* fds, size_t nfds) {
     return success();
 }
 
+result<uint64_t> frontend::get_u64(request r) {
+    auto m = _st->call(_opts, message::make_empty(code(r)), true, false);
+    if (!m)
+        return std::move(m).err();
+    return m->as_u64();
+}
+
 result<void> frontend::set_owner() {
     return send_set(message::make_empty(code(request::set_owner)));
 }
@@ -155,10 +162,10 @@ result<void> frontend::reset_owner() {
 }
 
 result<uint64_t> frontend::get_features() {
-    auto r = _st->call(_opts, message::make_empty(code(request::get_features)), true, false);
+    auto r = get_u64(request::get_features);
     if (!r)
         return std::move(r).err();
-    _offered = r->as_u64();
+    _offered = *r;
     return _offered;
 }
 
@@ -178,11 +185,10 @@ result<uint64_t> frontend::get_protocol_features() {
     if (!(_offered & bit(f_protocol_features)))
         return make_error(ENOTSUP, "GET_PROTOCOL_FEATURES: the back-end does not offer "
                                    "VHOST_USER_F_PROTOCOL_FEATURES");
-    auto r =
-        _st->call(_opts, message::make_empty(code(request::get_protocol_features)), true, false);
+    auto r = get_u64(request::get_protocol_features);
     if (!r)
         return std::move(r).err();
-    _offered_pf = r->as_u64();
+    _offered_pf = *r;
     return _offered_pf;
 }
 
@@ -201,10 +207,10 @@ result<void> frontend::set_protocol_features(uint64_t features) {
 
 result<uint32_t> frontend::get_queue_num() {
     VUISO_TRY(require(pf_mq, request::get_queue_num));
-    auto r = _st->call(_opts, message::make_empty(code(request::get_queue_num)), true, false);
+    auto r = get_u64(request::get_queue_num);
     if (!r)
         return std::move(r).err();
-    uint64_t n = r->as_u64();
+    uint64_t n = *r;
     if (n == 0 || n > 0xffff)
         return make_error(EPROTO, fmt::format("GET_QUEUE_NUM: implausible queue count {}", n));
     return static_cast<uint32_t>(n);
@@ -263,10 +269,7 @@ result<void> frontend::set_mem_table(std::span<const shared_mem> regions) {
 
 result<uint64_t> frontend::get_max_mem_slots() {
     VUISO_TRY(require(pf_configure_mem_slots, request::get_max_mem_slots));
-    auto r = _st->call(_opts, message::make_empty(code(request::get_max_mem_slots)), true, false);
-    if (!r)
-        return std::move(r).err();
-    return r->as_u64();
+    return get_u64(request::get_max_mem_slots);
 }
 
 result<void> frontend::add_mem_reg(const shared_mem& region) {
@@ -359,10 +362,10 @@ result<void> frontend::set_status(uint8_t status) {
 
 result<uint8_t> frontend::get_status() {
     VUISO_TRY(require(pf_status, request::get_status));
-    auto r = _st->call(_opts, message::make_empty(code(request::get_status)), true, false);
+    auto r = get_u64(request::get_status);
     if (!r)
         return std::move(r).err();
-    return static_cast<uint8_t>(r->as_u64());
+    return static_cast<uint8_t>(*r);
 }
 
 result<void> frontend::set_backend_req_fd(int fd) {

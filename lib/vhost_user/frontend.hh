@@ -109,6 +109,7 @@ class frontend {
     result<void> require(protocol_feature f, request r) const;
     result<void> set_vring_fd(request r, uint32_t index, int fd);
     result<void> send_set(message msg, const int* fds = nullptr, size_t nfds = 0);
+    result<uint64_t> get_u64(request r); // a request whose reply is one u64
 
     frontend_options _opts;
     std::unique_ptr<state> _st;
