@@ -9,7 +9,7 @@ source scripts/lib/deps.sh
 
 install_deps || { echo "0 passed, 1 failed"; exit 1; }
 echo "== building (build/)"
-if ! build_tree build -Dwerror_ci=true -Dtests=true; then
+if ! build_tree build -Dwerror=true -Dtests=true; then
     echo "build failed"
     echo "0 passed, 1 failed"
     exit 1
