@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
 # Runs every test of dpdk-vuiso on a fresh Debian 12 machine (as root):
-# installs what is missing, builds with -Werror, checks formatting, runs
-# the unit suites and the integration suites against real peers
-# (qemu-storage-daemon, dpdk-testpmd). Ends with 'N passed, N failed'.
+# installs what is missing, builds twice with -Werror (plain, and with
+# AddressSanitizer + UndefinedBehaviorSanitizer), checks formatting, and runs
+# the unit and integration suites (real peers: qemu-storage-daemon,
+# dpdk-testpmd) in both trees. Ends with 'N passed, N failed'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 
 install_deps || { echo "0 passed, 1 failed"; exit 1; }
-echo "== building (build/)"
-if ! build_tree build -Dwerror=true -Dtests=true; then
-    echo "build failed"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+for tree in build build-asan; do
+    args=(-Dwerror=true -Dtests=true)
+    [ "$tree" = build-asan ] && args+=(-Dsanitize=address,undefined)
+    echo "== building ($tree/)"
+    if ! build_tree "$tree" "${args[@]}" >"$tree.build.log" 2>&1; then
+        tail -40 "$tree.build.log"
+        echo "build of $tree failed"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+done
 
-echo "== running unit, lint and integration suites"
 # Integration tests are marked non-parallel in meson: each runs alone.
+echo "== running unit, lint and integration suites (build/)"
 meson test -C build --num-processes 2 --print-errorlogs >build/meson-test.out 2>&1
 grep -E "^ *[0-9]+/[0-9]+ " build/meson-test.out
-python3 scripts/lib/summarize.py build/meson-logs
+echo "== running unit and integration suites under ASan+UBSan (build-asan/)"
+meson test -C build-asan --no-suite lint --num-processes 2 --print-errorlogs \
+    >build-asan/meson-test.out 2>&1
+grep -E "^ *[0-9]+/[0-9]+ " build-asan/meson-test.out
+python3 scripts/lib/summarize.py plain=build/meson-logs asan=build-asan/meson-logs

@@ -1,12 +1,17 @@
 #include "vring/chain_walker.hh"
 
+#include <cstring>
+
 namespace vuiso::vring {
 namespace {
 
 // One read of a descriptor the guest may be rewriting as we look.
+// memcpy: a hostile guest may place an indirect table at any address.
 desc read_once(const desc* p) noexcept {
-    const volatile desc* v = p; // each field loaded once, never re-read later
-    return desc{v->addr, v->len, v->flags, v->next};
+    desc d;
+    std::memcpy(&d, p, sizeof(d));
+    __atomic_signal_fence(__ATOMIC_SEQ_CST); // only the copy is used from here on
+    return d;
 }
 
 // Adds one buffer's pieces; checks order and totals.
