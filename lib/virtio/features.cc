@@ -6,6 +6,11 @@
 namespace vuiso::virtio {
 namespace {
 
+struct named_bit {
+    unsigned bit;
+    std::string_view name;
+};
+
 constexpr std::array<named_bit, 15> common_bits{{
     {24, "NOTIFY_ON_EMPTY"},
     {26, "LOG_ALL"},

@@ -34,11 +34,6 @@ inline constexpr uint8_t status_driver = 2;
 inline constexpr uint8_t status_driver_ok = 4;
 inline constexpr uint8_t status_features_ok = 8;
 
-struct named_bit {
-    unsigned bit;
-    std::string_view name;
-};
-
 struct feature_name {
     unsigned bit;
     std::string name; // "bit N" where nobody defines it
