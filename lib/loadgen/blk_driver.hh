@@ -16,8 +16,7 @@ struct blk_options {
     uint16_t queue = 0;
     uint16_t depth = 32;
     uint32_t max_io = 1u << 20; // bytes per request
-    uint32_t max_segment =
-        0; // split data into descriptors of at most this (0: back-end's size_max or 64 KiB)
+    uint32_t max_segment = 0;   // bytes per data descriptor (0: 64 KiB)
 };
 
 struct blk_completion {
