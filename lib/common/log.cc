@@ -1,7 +1,6 @@
 #include "log.hh"
 
 #include <mutex>
-#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/dist_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -52,15 +51,6 @@ bool set_level(std::string_view level) {
             l->set_level(lvl);
     });
     return true;
-}
-
-bool add_file_sink(const std::string& path) {
-    try {
-        reg().sink->add_sink(std::make_shared<spdlog::sinks::basic_file_sink_mt>(path));
-        return true;
-    } catch (const spdlog::spdlog_ex&) {
-        return false;
-    }
 }
 
 } // namespace vuiso::log

@@ -18,7 +18,4 @@ std::shared_ptr<spdlog::logger> get(std::string_view module);
 // Sets the level of every vuiso logger ("trace".."off"); false if unknown.
 bool set_level(std::string_view level);
 
-// Sends every logger's output to stderr (default) or to a file as well.
-bool add_file_sink(const std::string& path);
-
 } // namespace vuiso::log

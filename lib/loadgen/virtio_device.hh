@@ -45,14 +45,10 @@ class virtio_queue {
     void publish_and_kick() noexcept;
     // Waits for the back-end's call (or the deadline); drains the eventfd.
     bool wait_call(clock::time_point deadline) noexcept;
-    int kick_fd() const noexcept { return _kick.get(); }
-    int call_fd() const noexcept { return _call.get(); }
-    // Signalled by a back-end that hits a ring error (SET_VRING_ERR).
-    int err_fd() const noexcept { return _err.get(); }
 
   private:
     vring::split_driver _ring;
-    unique_fd _kick, _call, _err;
+    unique_fd _kick, _call, _err; // _err: the back-end signals ring errors (SET_VRING_ERR)
 };
 
 class virtio_device {

@@ -40,7 +40,6 @@ class shared_region {
     [[nodiscard]] uint64_t iova_base() const noexcept { return _iova_base; }
     [[nodiscard]] uint64_t user_base() const noexcept { return _user_base; }
     [[nodiscard]] uint8_t* base() const noexcept { return _base; }
-    [[nodiscard]] size_t used() const noexcept { return _carved; }
 
     // Reserves `bytes` aligned to `align`; returns the offset or an error.
     result<size_t> carve(size_t bytes, size_t align);

@@ -64,9 +64,6 @@ class split_driver {
     // Asks the device not to interrupt us (polling) or to interrupt again.
     void set_interrupts(bool enabled) noexcept;
 
-    // Index the device should resume from (SET_VRING_BASE after a restart).
-    [[nodiscard]] uint16_t avail_idx() const noexcept { return _avail_idx; }
-
   private:
     desc* _desc;
     uint16_t* _avail; // flags, idx, ring[size], used_event

@@ -9,8 +9,6 @@
 #include <sstream>
 #include <stdexcept>
 #include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -128,22 +126,6 @@ temp_dir::temp_dir() {
 temp_dir::~temp_dir() {
     std::error_code ec;
     std::filesystem::remove_all(path, ec);
-}
-
-bool wait_for_socket(const std::string& path, std::chrono::milliseconds timeout) {
-    auto deadline = clk::now() + timeout;
-    do {
-        int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
-        bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-        ::close(s);
-        if (ok)
-            return true;
-        std::this_thread::sleep_for(50ms);
-    } while (clk::now() < deadline);
-    return false;
 }
 
 std::string read_file(const std::string& path) {

@@ -46,8 +46,6 @@ struct temp_dir {
     std::string file(const std::string& name) const { return path + "/" + name; }
 };
 
-// Polls until a unix socket at `path` accepts a connection.
-bool wait_for_socket(const std::string& path, std::chrono::milliseconds timeout);
 // Polls until the file contains `text`.
 bool wait_for_text(const std::string& path, const std::string& text,
                    std::chrono::milliseconds timeout);
