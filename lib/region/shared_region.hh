@@ -43,6 +43,9 @@ class shared_region {
 
     // Reserves `bytes` aligned to `align`; returns the offset or an error.
     result<size_t> carve(size_t bytes, size_t align);
+    // Forgets every carve (the peer no longer uses the region's layout).
+    void rewind() noexcept { _carved = 0; }
+    [[nodiscard]] size_t left() const noexcept { return _size - _carved; }
 
     uint8_t* at(size_t offset) const noexcept { return _base + offset; }
     uint64_t iova(size_t offset) const noexcept { return _iova_base + offset; }

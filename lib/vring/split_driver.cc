@@ -23,7 +23,7 @@ split_driver::split_driver(void* desc_table, void* avail, void* used, uint16_t s
         _next[i] = static_cast<uint16_t>((i + 1) % size);
 }
 
-int split_driver::add_chain(std::span<const segment> segs) noexcept {
+int split_driver::add_chain(std::span<const segment> segs, uint16_t* ids) noexcept {
     if (segs.empty() || segs.size() > _free_count)
         return -1;
     uint16_t head = _free_head;
@@ -45,6 +45,8 @@ int split_driver::add_chain(std::span<const segment> segs) noexcept {
                static_cast<uint16_t>((s.writable ? desc_f_write : 0) | (more ? desc_f_next : 0)),
                more ? _next[idx] : uint16_t{0}};
         _desc[idx] = d;
+        if (ids)
+            ids[i] = idx;
         last = idx;
         idx = _next[idx];
     }

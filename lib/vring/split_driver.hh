@@ -51,8 +51,9 @@ class split_driver {
 
     // Writes one chain (readable segments first, as virtio requires) and
     // queues it for publication. Returns the head, or -1 if the ring lacks
-    // descriptors or the chain is empty or malformed.
-    int add_chain(std::span<const segment> segs) noexcept;
+    // descriptors or the chain is empty or malformed. If `ids` is given it
+    // receives the descriptor index used for each segment, in order.
+    int add_chain(std::span<const segment> segs, uint16_t* ids = nullptr) noexcept;
 
     // Makes every queued chain visible to the device with one release store.
     // Returns whether the device asked to be notified of them.

@@ -1,0 +1,96 @@
+#include "options.hh"
+
+#include "common/log.hh"
+
+#include <cstdio>
+#include <fmt/format.h>
+#include <set>
+#include <string_view>
+
+namespace vuiso::app {
+
+void print_usage(const char* prog) {
+    std::printf(
+        "usage: %s [EAL options] --vdev 'vuiso0,guest=PATH,backend=PATH[,...]' [--vdev ...]\n"
+        "          [-- [--log-level LEVEL] [--help]]\n"
+        "\n"
+        "Relays vhost-user devices between a VMM (guest=) and a real back-end (backend=),\n"
+        "so that the back-end sees only an isolated region of bounce buffers, never guest "
+        "RAM.\n"
+        "\n"
+        "port devargs: %.*s\n"
+        "  isolation=bounce       the back-end sees only the port's isolated region (default)\n"
+        "  isolation=passthrough  control-plane relay only: the back-end maps guest RAM\n"
+        "  guest-mode=server      the VMM connects to guest= (default); client: we connect\n"
+        "  backend-mode=client    we connect to backend= (default); server: the back-end "
+        "connects\n"
+        "  region-size            bytes of the isolated region per port (bounce)\n"
+        "  buf-size               bytes of one bounce buffer (power of two)\n"
+        "\n"
+        "EAL: give at least two lcores (-l 0,1): the main lcore runs the control plane, the\n"
+        "others relay. Use --file-prefix per instance; --no-huge runs without hugepages.\n"
+        "\n"
+        "application options (after --):\n"
+        "  --log-level LEVEL      trace, debug, info (default), warn, error, off\n"
+        "  --help                 this text\n"
+        "\n"
+        "SIGINT or SIGTERM stops every port cleanly and exits 0. Exit 2: bad command line.\n",
+        prog, static_cast<int>(drivers::devargs_help().size()), drivers::devargs_help().data());
+}
+
+result<options> parse_options(int argc, char** argv) {
+    options o;
+    o.eal_args.emplace_back(argv[0]);
+    int i = 1;
+    auto take_port = [&](std::string_view v) -> result<void> {
+        auto p = drivers::parse_port(v);
+        if (!p)
+            return std::move(p).err();
+        o.ports.push_back(std::move(*p));
+        return success();
+    };
+    for (; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a == "--")
+            break;
+        if (a == "-h" || a == "--help") {
+            o.help = true;
+        } else if (a == "--vdev" && i + 1 < argc && drivers::is_port_vdev(argv[i + 1])) {
+            VUISO_TRY(take_port(argv[++i]));
+        } else if (a.starts_with("--vdev=") && drivers::is_port_vdev(a.substr(7))) {
+            VUISO_TRY(take_port(a.substr(7)));
+        } else {
+            o.eal_args.emplace_back(a);
+        }
+    }
+    for (++i; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a == "-h" || a == "--help") {
+            o.help = true;
+        } else if (a == "--log-level") {
+            if (i + 1 >= argc)
+                return make_error(EINVAL, "--log-level needs a value");
+            o.log_level = argv[++i];
+            if (!log::set_level(o.log_level))
+                return make_error(EINVAL, fmt::format("--log-level: unknown level '{}'",
+                                                      o.log_level));
+        } else {
+            return make_error(EINVAL, fmt::format("unknown option '{}' (see --help)", a));
+        }
+    }
+    if (o.help)
+        return o;
+    if (o.ports.empty())
+        return make_error(EINVAL, "no port: add --vdev 'vuiso0,guest=PATH,backend=PATH'");
+    std::set<std::string> names, paths;
+    for (const auto& p : o.ports) {
+        if (!names.insert(p.name).second)
+            return make_error(EINVAL, fmt::format("{}: port name given twice", p.name));
+        if (!paths.insert(p.guest_path).second || !paths.insert(p.backend_path).second)
+            return make_error(EINVAL,
+                              fmt::format("{}: a socket path is used by two ports", p.name));
+    }
+    return o;
+}
+
+} // namespace vuiso::app

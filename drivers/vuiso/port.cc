@@ -1,0 +1,238 @@
+// port: control thread, back-end link, guest socket and extern messages.
+// Device start and stop live in device.cc.
+#include "drivers/vuiso/port.hh"
+
+#include "drivers/vuiso/guest_side.hh"
+#include "vhost_user/protocol.hh"
+
+#include <algorithm>
+#include <cstring>
+#include <spdlog/spdlog.h>
+
+namespace vuiso::drivers {
+
+using namespace std::chrono_literals;
+using vhost_user::bit;
+
+namespace {
+
+// The prefix of rte_vhost's VhostUserMsg: request, flags, size, payload.
+struct msg_head {
+    uint32_t request;
+    uint32_t flags;
+    uint32_t size;
+};
+constexpr size_t payload_offset = sizeof(msg_head);
+struct config_head {
+    uint32_t offset, size, flags;
+};
+constexpr uint32_t max_config = 256; // VHOST_USER_MAX_CONFIG_SIZE
+
+uint8_t* payload(void* msg) {
+    return static_cast<uint8_t*>(msg) + payload_offset;
+}
+
+} // namespace
+
+port::port(port_config cfg, workers& w)
+    : _cfg(std::move(cfg)), _workers(w), _log(log::get(_cfg.name)) {}
+
+port::~port() {
+    stop();
+}
+
+void port::start() {
+    _thread = std::thread([this] { link_thread(); });
+}
+
+void port::stop() {
+    {
+        std::lock_guard g(_mu);
+        _stopping = true;
+    }
+    _wake.notify_all();
+    if (_thread.joinable())
+        _thread.join();
+    bool open;
+    {
+        std::lock_guard g(_mu);
+        open = _guest_open;
+        _guest_open = false;
+    }
+    if (open) // stops a running device through destroy_device
+        close_guest_socket(_cfg.guest_path);
+    std::lock_guard g(_mu);
+    if (_link)
+        _link->disconnect();
+}
+
+// Connects the back-end, retrying with backoff; then opens the guest socket.
+void port::link_thread() {
+    auto backoff = 100ms;
+    std::unique_lock lk(_mu);
+    while (!_stopping) {
+        auto r = connect_backend();
+        if (r) {
+            auto g = open_guest_socket();
+            if (g)
+                return;
+            _log->error("{}", g.err().message);
+        } else {
+            _log->warn("back-end {} not ready: {}; retrying in {} ms", _cfg.backend_path,
+                       r.err().message, backoff.count());
+        }
+        _wake.wait_for(lk, backoff, [this] { return _stopping; });
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    }
+}
+
+result<void> port::connect_backend() {
+    vhost_user::frontend_options o;
+    o.path = _cfg.backend_path;
+    o.mode = _cfg.backend_mode;
+    // Server mode: wait briefly for the back-end, then let the loop log and retry.
+    o.connect_timeout = _cfg.backend_mode == vhost_user::link_mode::server ? 1000ms : 0ms;
+    o.name = _cfg.name + ".backend";
+    auto link = vhost_user::frontend::open(o);
+    if (!link)
+        return std::move(link).err();
+    auto& l = **link;
+    VUISO_TRY(l.set_owner());
+    auto f = l.get_features();
+    if (!f)
+        return std::move(f).err();
+    auto offer = relay::guest_offer(*f, _cfg.mode);
+    if (!offer)
+        return std::move(offer).err();
+    uint32_t queues = 1;
+    if (*f & bit(vhost_user::f_protocol_features)) {
+        auto pf = l.get_protocol_features();
+        if (!pf)
+            return std::move(pf).err();
+        VUISO_TRY(l.set_protocol_features(*pf & relay::backend_protocol_wanted()));
+        if (l.has_protocol(vhost_user::pf_mq)) {
+            auto n = l.get_queue_num();
+            if (!n)
+                return std::move(n).err();
+            queues = *n;
+        }
+    }
+    _backend_features = *f;
+    _backend_queues = queues;
+    _link = std::move(*link);
+    _log->info("back-end {} connected: features {:#x}, protocol {:#x}, {} queues",
+               _cfg.backend_path, *f, _link->acked_protocol_features(), queues);
+    return success();
+}
+
+result<void> port::open_guest_socket() {
+    guest_socket s;
+    s.path = _cfg.guest_path;
+    s.client = _cfg.guest_client;
+    s.features = *relay::guest_offer(_backend_features, _cfg.mode);
+    s.protocol_features = relay::guest_protocol_offer(_link->acked_protocol_features());
+    VUISO_TRY(drivers::open_guest_socket(*this, s));
+    _guest_open = true;
+    _log->info("guest socket {} open ({}), isolation {}, offering features {:#x}",
+               _cfg.guest_path, _cfg.guest_client ? "client" : "server", to_string(_cfg.mode),
+               s.features);
+    return success();
+}
+
+void port::on_new_connection(int vid) {
+    std::lock_guard g(_mu);
+    _vid = vid;
+    _log->info("guest connected (vid {})", vid);
+}
+
+void port::on_destroy_connection(int vid) {
+    std::lock_guard g(_mu);
+    if (_vid == vid)
+        _vid = -1;
+    _log->info("guest disconnected (vid {}); waiting for the next connection", vid);
+}
+
+int port::on_pre_message(int vid, void* msg) {
+    auto* h = static_cast<msg_head*>(msg);
+    std::lock_guard g(_mu);
+    switch (h->request) {
+    case uint32_t(vhost_user::request::get_queue_num): {
+        uint64_t n = _backend_queues;
+        std::memcpy(payload(msg), &n, sizeof(n));
+        h->size = sizeof(n);
+        return 1;
+    }
+    case uint32_t(vhost_user::request::get_config): {
+        config_head c;
+        std::memcpy(&c, payload(msg), sizeof(c));
+        if (c.size > max_config || !_link)
+            return -1;
+        auto cfg = _link->get_config(c.offset, c.size, c.flags);
+        if (!cfg) {
+            _log->warn("GET_CONFIG from the back-end failed: {}", cfg.err().message);
+            return -1;
+        }
+        c.size = static_cast<uint32_t>(std::min<size_t>(cfg->size(), max_config));
+        std::memcpy(payload(msg), &c, sizeof(c));
+        std::memcpy(payload(msg) + sizeof(c), cfg->data(), c.size);
+        h->size = static_cast<uint32_t>(sizeof(c) + c.size);
+        return 1;
+    }
+    case uint32_t(vhost_user::request::set_config): {
+        config_head c;
+        std::memcpy(&c, payload(msg), sizeof(c));
+        if (c.size > max_config || !_link)
+            return -1;
+        auto r = _link->set_config(c.offset, std::span(payload(msg) + sizeof(c), c.size), c.flags);
+        if (!r)
+            _log->warn("SET_CONFIG to the back-end failed: {}", r.err().message);
+        return r ? 0 : -1;
+    }
+    case uint32_t(vhost_user::request::set_mem_table):
+    case uint32_t(vhost_user::request::set_vring_addr):
+    case uint32_t(vhost_user::request::set_vring_num):
+    case uint32_t(vhost_user::request::set_vring_base):
+    case uint32_t(vhost_user::request::set_features):
+    case uint32_t(vhost_user::request::set_vring_kick):
+    case uint32_t(vhost_user::request::set_vring_call):
+        // The guest changes what a running device uses: stop it first (its
+        // memory may be unmapped by rte_vhost), start it again afterwards.
+        if (_running && vid == _vid) {
+            _log->info("guest sends {} to a running device: restarting it",
+                       vhost_user::name_of(vhost_user::request(h->request)));
+            stop_device(vid);
+            _restart_after_message = true;
+        }
+        return 2;
+    default:
+        return 2;
+    }
+}
+
+int port::on_post_message(int vid, void*) {
+    std::lock_guard g(_mu);
+    if (_restart_after_message) {
+        _restart_after_message = false;
+        if (auto r = start_device(vid); !r)
+            _log->error("restarting the device failed: {}", r.err().message);
+    }
+    return 2;
+}
+
+int port::on_new_device(int vid) {
+    std::lock_guard g(_mu);
+    auto r = start_device(vid);
+    if (!r) {
+        _log->error("device start failed: {}", r.err().message);
+        return -1;
+    }
+    return 0;
+}
+
+void port::on_destroy_device(int vid) {
+    std::lock_guard g(_mu);
+    _restart_after_message = false;
+    stop_device(vid);
+}
+
+} // namespace vuiso::drivers

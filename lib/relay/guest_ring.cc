@@ -1,0 +1,59 @@
+#include "relay/guest_ring.hh"
+
+namespace vuiso::relay {
+namespace {
+
+template <typename T> T load_once(const T* p) noexcept {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+} // namespace
+
+guest_ring::guest_ring(const guest_ring_layout& l) noexcept
+    : _desc(l.desc), _avail(l.avail), _used(l.used), _size(l.size), _event_idx(l.event_idx),
+      _last_avail(l.last_avail), _used_idx(l.last_used), _published(l.last_used),
+      _signalled(l.last_used) {}
+
+uint16_t guest_ring::pending(bool& jumped) const noexcept {
+    uint16_t idx = __atomic_load_n(&_avail[1], __ATOMIC_ACQUIRE);
+    uint16_t n = static_cast<uint16_t>(idx - _last_avail);
+    jumped = n > _size;
+    return jumped ? 0 : n;
+}
+
+uint16_t guest_ring::head(uint16_t k) const noexcept {
+    return load_once(&_avail[2 + (static_cast<uint16_t>(_last_avail + k) & (_size - 1))]);
+}
+
+void guest_ring::put_used(uint16_t head, uint32_t len) noexcept {
+    auto* e = reinterpret_cast<vring::used_elem*>(_used + 2) + (_used_idx & (_size - 1));
+    e->id = head;
+    e->len = len;
+    ++_used_idx;
+}
+
+bool guest_ring::publish_used() noexcept {
+    if (_used_idx == _published)
+        return false;
+    __atomic_store_n(&_used[1], _used_idx, __ATOMIC_RELEASE);
+    _published = _used_idx;
+    // The guest's wish must be read after the index it will compare with.
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    bool irq;
+    if (_event_idx) {
+        uint16_t used_event = load_once(&_avail[2 + _size]);
+        irq = vring::need_event(used_event, _used_idx, _signalled);
+    } else {
+        irq = !(load_once(&_avail[0]) & vring::avail_f_no_interrupt);
+    }
+    _signalled = _used_idx;
+    return irq;
+}
+
+void guest_ring::suppress_kicks() noexcept {
+    // Without EVENT_IDX the flag says it; with it the guest compares against
+    // avail_event, which we leave behind so it is crossed once per 64 Ki.
+    __atomic_store_n(&_used[0], vring::used_f_no_notify, __ATOMIC_RELAXED);
+}
+
+} // namespace vuiso::relay

@@ -1,0 +1,62 @@
+// guest_ring: the device side of a guest's split virtqueue. The relay reads
+// the guest's avail ring and writes its used ring; everything it reads is
+// guest-controlled, so each index is read once and bounded. Notification
+// decisions (EVENT_IDX or flags) are made here from our own indexes, not
+// rte_vhost's, which stay stale when we run the rings ourselves (PEERS 7).
+// Fast path: noexcept, no allocation, no syscall.
+#pragma once
+
+#include "vring/split_ring.hh"
+
+#include <cstdint>
+
+namespace vuiso::relay {
+
+struct guest_ring_layout {
+    vring::desc* desc;
+    uint16_t* avail; // flags, idx, ring[size], used_event
+    uint16_t* used;  // flags, idx, used_elem[size], avail_event
+    uint16_t size;
+    bool event_idx;
+    uint16_t last_avail; // where the device resumes (SET_VRING_BASE)
+    uint16_t last_used;
+};
+
+class guest_ring {
+  public:
+    explicit guest_ring(const guest_ring_layout& l) noexcept;
+
+    [[nodiscard]] uint16_t size() const noexcept { return _size; }
+    [[nodiscard]] const vring::desc* descs() const noexcept { return _desc; }
+    [[nodiscard]] uint16_t last_avail() const noexcept { return _last_avail; }
+    [[nodiscard]] uint16_t last_used() const noexcept { return _used_idx; }
+
+    // New avail entries. An avail index more than a ring ahead is a broken
+    // guest: returns 0 and sets `jumped` (nothing is consumed).
+    uint16_t pending(bool& jumped) const noexcept;
+    // The head at avail position last_avail + k (raw, unchecked).
+    [[nodiscard]] uint16_t head(uint16_t k) const noexcept;
+    void consume(uint16_t n) noexcept { _last_avail = static_cast<uint16_t>(_last_avail + n); }
+
+    // Queues a used entry; publish_used() makes the batch visible.
+    void put_used(uint16_t head, uint32_t len) noexcept;
+    // Publishes queued used entries; returns whether the guest wants an
+    // interrupt for them.
+    bool publish_used() noexcept;
+
+    // While we poll, the guest need not kick.
+    void suppress_kicks() noexcept;
+
+  private:
+    vring::desc* _desc;
+    uint16_t* _avail;
+    uint16_t* _used;
+    uint16_t _size;
+    bool _event_idx;
+    uint16_t _last_avail;
+    uint16_t _used_idx;      // next used slot we fill
+    uint16_t _published;     // used index the guest has seen
+    uint16_t _signalled;     // used index at the last interrupt decision
+};
+
+} // namespace vuiso::relay

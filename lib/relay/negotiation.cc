@@ -1,0 +1,60 @@
+#include "relay/negotiation.hh"
+
+#include "vhost_user/protocol.hh"
+#include "virtio/features.hh"
+
+namespace vuiso::relay {
+namespace {
+
+using vhost_user::bit;
+
+// Device-specific ranges of the virtio feature space (virtio 1.2, 6).
+constexpr uint64_t device_bits = ((uint64_t{1} << 24) - 1) | ~((uint64_t{1} << 50) - 1);
+
+// Transport bits a guest may see in bounce mode: what our guest_ring and
+// chain walker honour.
+constexpr uint64_t bounce_guest_transport =
+    bit(virtio::f_version_1) | bit(virtio::f_indirect_desc) | bit(virtio::f_event_idx);
+
+// Transport bits passed through in passthrough mode (the back-end runs the
+// guest's rings itself). Packed rings, IN_ORDER, NOTIFICATION_DATA, the
+// IOMMU and dirty logging stay off: the port's control plane does not
+// relay what they need (IOTLB, log base, packed ring state).
+constexpr uint64_t passthrough_transport = bounce_guest_transport;
+
+} // namespace
+
+std::string_view to_string(isolation m) noexcept {
+    return m == isolation::bounce ? "bounce" : "passthrough";
+}
+
+result<uint64_t> guest_offer(uint64_t backend_offered, isolation mode) {
+    if (!(backend_offered & bit(virtio::f_version_1)))
+        return make_error(ENOTSUP, "back-end does not offer VERSION_1 (legacy devices are not "
+                                   "supported)");
+    uint64_t transport = mode == isolation::bounce ? bounce_guest_transport
+                                                   : (backend_offered & passthrough_transport);
+    return (backend_offered & device_bits) | transport | bit(vhost_user::f_protocol_features);
+}
+
+uint64_t shadow_features(uint64_t guest_acked, uint64_t backend_offered, isolation mode) {
+    uint64_t f = guest_acked & device_bits;
+    if (mode == isolation::bounce) // we post direct chains only
+        f |= bit(virtio::f_version_1) | (backend_offered & bit(virtio::f_event_idx));
+    else
+        f |= guest_acked & passthrough_transport;
+    return (f | bit(vhost_user::f_protocol_features)) & backend_offered;
+}
+
+uint64_t backend_protocol_wanted() noexcept {
+    using namespace vhost_user;
+    return bit(pf_mq) | bit(pf_reply_ack) | bit(pf_config) | bit(pf_status);
+}
+
+uint64_t guest_protocol_offer(uint64_t backend_acked) noexcept {
+    using namespace vhost_user;
+    // REPLY_ACK and STATUS are rte_vhost's own business on the guest side.
+    return bit(pf_reply_ack) | bit(pf_status) | (backend_acked & (bit(pf_mq) | bit(pf_config)));
+}
+
+} // namespace vuiso::relay

@@ -1,0 +1,167 @@
+#include "relay/queue_relay.hh"
+
+#include <algorithm>
+#include <rte_memcpy.h>
+#include <unistd.h>
+
+namespace vuiso::relay {
+namespace {
+
+void signal_fd(int fd) noexcept {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof(one));
+}
+
+} // namespace
+
+queue_relay::queue_relay(const queue_setup& s)
+    : _guest(s.guest), _mem(s.memory),
+      _shadow(s.shadow_desc, s.shadow_avail, s.shadow_used, s.shadow_size, s.shadow_event_idx),
+      _pool(s.pool_base, s.pool_iova, s.buf_size, s.buf_count), _kick_fd(s.backend_kick_fd),
+      _call_fd(s.guest_call_fd), _slot(new shadow_slot[s.shadow_size]()),
+      _chain(new shadow_chain[s.shadow_size]()), _guest_busy(new uint8_t[s.guest.size]()),
+      _segs(new vring::segment[s.shadow_size]), _stage(new shadow_slot[s.shadow_size]),
+      _ids(new uint16_t[s.shadow_size]) {
+    _guest.suppress_kicks();
+    _shadow.set_interrupts(false); // we poll the shadow used ring
+}
+
+unsigned queue_relay::poll() noexcept {
+    unsigned n = complete();
+    n += submit();
+    finish(_guest.publish_used());
+    return n;
+}
+
+unsigned queue_relay::poll_completions() noexcept {
+    unsigned n = complete();
+    finish(_guest.publish_used());
+    return n;
+}
+
+void queue_relay::finish(bool guest_wants_irq) noexcept {
+    if (!guest_wants_irq)
+        return;
+    if (_call_fd >= 0) {
+        signal_fd(_call_fd);
+        ++_c.guest_irqs;
+    } else {
+        ++_c.guest_irqs_suppressed;
+    }
+}
+
+unsigned queue_relay::complete() noexcept {
+    unsigned n = _shadow.poll_used(_done);
+    for (unsigned i = 0; i < n; ++i) {
+        uint16_t sh = _done[i].head;
+        uint32_t left = _done[i].len; // clamped to the chain's writable bytes
+        shadow_chain& ch = _chain[sh];
+        uint16_t d = sh;
+        for (uint16_t k = 0; k < ch.ndesc; ++k) {
+            shadow_slot& s = _slot[d];
+            if (s.guest && left && !ch.abandoned) {
+                uint32_t c = std::min(left, s.len);
+                rte_memcpy(s.guest, _pool.ptr(s.buf), c);
+                left -= c;
+            }
+            _pool.give(s.buf);
+            d = s.next;
+        }
+        if (ch.abandoned)
+            continue;
+        uint32_t copied = _done[i].len - left;
+        _c.bytes_to_guest += copied;
+        ++_c.completions;
+        _guest_busy[ch.guest_head] = 0;
+        _guest.put_used(ch.guest_head, copied);
+    }
+    return n;
+}
+
+unsigned queue_relay::submit() noexcept {
+    bool jumped;
+    uint16_t n = std::min<uint16_t>(_guest.pending(jumped), batch);
+    if (jumped != _jumped) { // count each episode once, not every poll
+        _jumped = jumped;
+        _c.avail_jumps += jumped;
+    }
+    uint16_t k = 0;
+    bool stalled = false;
+    for (; k < n; ++k) {
+        if (relay_chain(_guest.head(k)) == verdict::wait) {
+            stalled = true;
+            break;
+        }
+    }
+    if (stalled && !_stalled)
+        ++_c.backpressure;
+    _stalled = stalled;
+    _guest.consume(k);
+    if (_shadow.publish())
+        signal_fd(_kick_fd);
+    return k;
+}
+
+queue_relay::verdict queue_relay::relay_chain(uint16_t head) noexcept {
+    if (head >= _guest.size()) [[unlikely]] {
+        // An invalid head cannot be returned to the guest: skip it.
+        ++_c.bad_chain[size_t(vring::chain_error::head_out_of_range)];
+        return verdict::returned;
+    }
+    if (_guest_busy[head]) [[unlikely]] {
+        ++_c.duplicate_head; // the first posting is still in flight: ignore this one
+        return verdict::returned;
+    }
+    vring::chain_error e =
+        vring::walk_chain(_guest.descs(), head, vring::walk_limits{_guest.size()}, *_mem, _walked);
+    if (e != vring::chain_error::none) [[unlikely]] {
+        ++_c.bad_chain[size_t(e)];
+        _guest.put_used(head, 0);
+        return verdict::returned;
+    }
+    const uint32_t bs = _pool.buf_size();
+    uint32_t need = 0;
+    for (uint16_t i = 0; i < _walked.pieces; ++i)
+        need += (_walked.piece[i].len + bs - 1) / bs;
+    if (need == 0 || need > _shadow.size() || need > _pool.capacity()) [[unlikely]] {
+        // No bytes at all, or more than this queue can ever hold at once.
+        _c.too_large += need != 0;
+        _guest.put_used(head, 0);
+        return verdict::returned;
+    }
+    if (need > _shadow.free_descs() || need > _pool.available())
+        return verdict::wait; // backpressure: retried when completions free room
+
+    uint16_t s = 0;
+    for (uint16_t i = 0; i < _walked.pieces; ++i) {
+        const vring::chain_piece& p = _walked.piece[i];
+        for (uint32_t off = 0; off < p.len; off += bs, ++s) {
+            uint32_t len = std::min(bs, p.len - off);
+            uint32_t buf = _pool.take();
+            if (!p.writable)
+                rte_memcpy(_pool.ptr(buf), p.ptr + off, len);
+            _segs[s] = vring::segment{_pool.iova(buf), len, p.writable};
+            _stage[s] = shadow_slot{p.writable ? p.ptr + off : nullptr, buf, len, 0};
+        }
+    }
+    int sh = _shadow.add_chain(std::span<const vring::segment>(_segs.get(), s), _ids.get());
+    // add_chain cannot refuse: room was checked and the walker ordered the
+    // pieces. File each staged record under its descriptor index.
+    for (uint16_t i = 0; i < s; ++i) {
+        _stage[i].next = i + 1 < s ? _ids[i + 1] : 0;
+        _slot[_ids[i]] = _stage[i];
+    }
+    _chain[sh] = shadow_chain{head, s, false};
+    _guest_busy[head] = 1;
+    _c.requests++;
+    _c.bytes_to_backend += _walked.readable_bytes;
+    return verdict::posted;
+}
+
+void queue_relay::abandon_in_flight() noexcept {
+    for (uint16_t i = 0; i < _shadow.size(); ++i)
+        _chain[i].abandoned = true; // free chains are rewritten when reused
+    std::fill_n(_guest_busy.get(), _guest.size(), uint8_t{0});
+}
+
+} // namespace vuiso::relay

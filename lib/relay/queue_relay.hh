@@ -1,0 +1,124 @@
+// queue_relay: the data path of one virtqueue in isolation mode `bounce`
+// (DESIGN.md, "A request's life"). It walks the guest's chains, copies the
+// readable bytes into bounce buffers of the port's isolated region, posts a
+// shadow chain with the same readable and writable byte counts, and on the
+// shadow used entry copies at most the (clamped) len back into the guest's
+// writable pieces before returning the guest's head.
+//
+// Nothing here is device-specific. Everything the back-end can reach (the
+// shadow ring, the bounce buffers) is untrusted: which guest bytes a shadow
+// descriptor stands for is kept in private arrays, never read back from
+// shared memory. One lcore runs a queue: no lock, no atomics, no allocation
+// after construction, and syscalls only to kick a back-end or interrupt a
+// guest that asked for it.
+#pragma once
+
+#include "relay/bounce_pool.hh"
+#include "relay/guest_ring.hh"
+#include "vring/chain_walker.hh"
+#include "vring/split_driver.hh"
+
+#include <array>
+#include <cstdint>
+#include <memory>
+
+namespace vuiso::relay {
+
+struct relay_counters {
+    uint64_t requests = 0;    // guest chains posted to the back-end
+    uint64_t completions = 0; // guest chains returned after the back-end's used entry
+    uint64_t bytes_to_backend = 0;
+    uint64_t bytes_to_guest = 0;
+    uint64_t backpressure = 0; // times the queue stalled on an empty pool or shadow ring
+    std::array<uint64_t, size_t(vring::chain_error::count_)> bad_chain{}; // by walker verdict
+    uint64_t duplicate_head = 0; // a head posted again while in flight
+    uint64_t too_large = 0;      // a chain bigger than the whole pool or shadow ring
+    uint64_t avail_jumps = 0;    // avail index more than a ring ahead
+    uint64_t guest_irqs = 0;
+    uint64_t guest_irqs_suppressed = 0;
+};
+
+struct queue_setup {
+    guest_ring_layout guest;
+    const vring::guest_memory* memory; // must outlive the relay, or be replaced while paused
+    // Shadow ring, zeroed, inside the isolated region.
+    void* shadow_desc;
+    void* shadow_avail;
+    void* shadow_used;
+    uint16_t shadow_size;
+    bool shadow_event_idx;
+    // Bounce buffers, inside the isolated region.
+    uint8_t* pool_base;
+    uint64_t pool_iova;
+    uint32_t buf_size;
+    uint32_t buf_count;
+    int backend_kick_fd; // eventfd we write when the back-end asks for a kick
+    int guest_call_fd;   // eventfd we write when the guest asks for an interrupt (-1: none)
+};
+
+class queue_relay {
+  public:
+    static constexpr unsigned batch = 32;
+
+    explicit queue_relay(const queue_setup& s);
+
+    // One pass: harvest completions, take new guest chains, publish both
+    // sides. Returns how many chains moved.
+    unsigned poll() noexcept;
+    // Completions only (used while draining a stopped queue).
+    unsigned poll_completions() noexcept;
+
+    // Forget the guest side of what is in flight: later completions free
+    // their buffers but write nothing to the guest (its memory is going away).
+    void abandon_in_flight() noexcept;
+    void set_memory(const vring::guest_memory* m) noexcept { _mem = m; }
+
+    [[nodiscard]] uint16_t in_flight() const noexcept { return _shadow.in_flight(); }
+    [[nodiscard]] uint16_t last_avail() const noexcept { return _guest.last_avail(); }
+    [[nodiscard]] uint16_t last_used() const noexcept { return _guest.last_used(); }
+    [[nodiscard]] const relay_counters& counters() const noexcept { return _c; }
+    [[nodiscard]] const vring::driver_counters& shadow_counters() const noexcept {
+        return _shadow.counters();
+    }
+    [[nodiscard]] const bounce_pool& pool() const noexcept { return _pool; }
+
+  private:
+    enum class verdict { posted, returned, wait };
+    unsigned complete() noexcept;
+    unsigned submit() noexcept;
+    verdict relay_chain(uint16_t head) noexcept;
+    void finish(bool guest_wants_irq) noexcept;
+
+    // What a shadow descriptor stands for (private: the back-end cannot
+    // reach it).
+    struct shadow_slot {
+        uint8_t* guest;  // writable: where its bytes go back; nullptr otherwise or abandoned
+        uint32_t buf;    // bounce buffer index
+        uint32_t len;    // bytes in it
+        uint16_t next;   // next descriptor of the chain
+    };
+    struct shadow_chain {
+        uint16_t guest_head;
+        uint16_t ndesc;
+        bool abandoned;
+    };
+
+    guest_ring _guest;
+    const vring::guest_memory* _mem;
+    vring::split_driver _shadow;
+    bounce_pool _pool;
+    int _kick_fd, _call_fd;
+    bool _stalled = false, _jumped = false;
+    relay_counters _c;
+
+    std::unique_ptr<shadow_slot[]> _slot;    // per shadow descriptor
+    std::unique_ptr<shadow_chain[]> _chain;  // per shadow head
+    std::unique_ptr<uint8_t[]> _guest_busy;  // per guest head: in flight now
+    std::unique_ptr<vring::segment[]> _segs; // scratch for one shadow chain
+    std::unique_ptr<shadow_slot[]> _stage;   // scratch: its slot records
+    std::unique_ptr<uint16_t[]> _ids;        // scratch: its descriptor indexes
+    std::array<vring::completion, batch> _done;
+    vring::walked_chain _walked; // scratch: one guest chain
+};
+
+} // namespace vuiso::relay
