@@ -7,6 +7,7 @@ VUISO_PACKAGES=(
     libspdlog-dev libfmt-dev libnuma-dev libgtest-dev
     qemu-system-x86 qemu-utils         # qemu-storage-daemon, qemu-system-x86_64
     clang-format
+    cpio                               # packs the test guest's initramfs
 )
 
 install_deps() {
