@@ -43,37 +43,30 @@ qsd_peer qsd_peer::start(const temp_dir& dir, const std::string& image, const st
     return q;
 }
 
+testpmd_peer testpmd_peer::launch(const temp_dir& dir, const std::string& name,
+                                  const std::string& vdev, const std::string& fwd,
+                                  const std::vector<std::string>& extra_eal) {
+    testpmd_peer t;
+    t.log = dir.file(name + ".log");
+    t.prefix = dpdk_prefix(name);
+    std::vector<std::string> argv{"stdbuf", "-oL", "dpdk-testpmd", "-l", "0,1", "--no-huge",
+                                  "-m", "256", "--no-pci", "--file-prefix", t.prefix, "--vdev",
+                                  vdev};
+    argv.insert(argv.end(), extra_eal.begin(), extra_eal.end());
+    for (const char* a : {"--", "--stats-period", "1", "--total-num-mbufs", "2048", "--nb-cores", "1"})
+        argv.emplace_back(a);
+    argv.push_back("--forward-mode=" + fwd);
+    t.proc = process::spawn(argv, t.log);
+    return t;
+}
+
 testpmd_peer testpmd_peer::start(const temp_dir& dir, const std::string& sock,
                                  const std::string& fwd, bool client) {
-    testpmd_peer t;
-    t.sock = sock;
-    t.log = dir.file("testpmd.log");
-    t.prefix = dpdk_prefix("tp");
     if (!client)
         ::unlink(sock.c_str());
     std::string vdev = "net_vhost0,iface=" + sock + ",queues=1" + (client ? ",client=1" : "");
-    t.proc = process::spawn({"stdbuf",
-                             "-oL",
-                             "dpdk-testpmd",
-                             "-l",
-                             "0,1",
-                             "--no-huge",
-                             "-m",
-                             "256",
-                             "--no-pci",
-                             "--file-prefix",
-                             t.prefix,
-                             "--vdev",
-                             vdev,
-                             "--",
-                             "--stats-period",
-                             "1",
-                             "--forward-mode=" + fwd,
-                             "--total-num-mbufs",
-                             "2048",
-                             "--nb-cores",
-                             "1"},
-                            t.log);
+    testpmd_peer t = launch(dir, "testpmd", vdev, fwd, {});
+    t.sock = sock;
     // In client mode there is no socket of its own to wait for.
     bool up =
         client ? wait_for_text(t.log, "packet forwarding - ports=", 20s) : wait_for_path(sock, 20s);
@@ -81,6 +74,26 @@ testpmd_peer testpmd_peer::start(const temp_dir& dir, const std::string& sock,
         throw std::runtime_error("dpdk-testpmd did not come up on " + sock + "; log:\n" +
                                  read_file(t.log));
     return t;
+}
+
+testpmd_peer testpmd_peer::start_guest(const temp_dir& dir, const std::string& sock,
+                                       const std::string& fwd) {
+    // The guest's forwarding lcore is 0 (main lcore 1), so that it does not
+    // share a core with the back-end testpmd's forwarding lcore 1.
+    testpmd_peer t = launch(dir, "testpmd-guest", "net_virtio_user0,path=" + sock + ",queues=1",
+                            fwd, {"--main-lcore", "1"});
+    t.sock = sock;
+    if (!wait_for_text(t.log, "packet forwarding - ports=", 20s) || !t.proc.running())
+        throw std::runtime_error("dpdk-testpmd (virtio_user) did not come up on " + sock +
+                                 "; log:\n" + read_file(t.log));
+    return t;
+}
+
+uint64_t last_number_after(const std::string& text, const std::string& label) {
+    size_t at = text.rfind(label);
+    if (at == std::string::npos)
+        return UINT64_MAX;
+    return std::strtoull(text.c_str() + at + label.size(), nullptr, 10);
 }
 
 testpmd_peer::~testpmd_peer() {

@@ -6,7 +6,9 @@
 
 #include "process.hh"
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace vuiso::testing {
 
@@ -26,11 +28,23 @@ struct testpmd_peer {
     // net_vhost0 on `sock` (server unless `client`), forwarding with `fwd`.
     static testpmd_peer start(const temp_dir& dir, const std::string& sock,
                               const std::string& fwd = "io", bool client = false);
+    // net_virtio_user0 connecting to `sock`: testpmd in the guest's role.
+    static testpmd_peer start_guest(const temp_dir& dir, const std::string& sock,
+                                    const std::string& fwd);
     testpmd_peer() = default;
     testpmd_peer(testpmd_peer&&) = default;
     testpmd_peer& operator=(testpmd_peer&&) = default;
     ~testpmd_peer();
+
+  private:
+    static testpmd_peer launch(const temp_dir& dir, const std::string& name,
+                               const std::string& vdev, const std::string& fwd,
+                               const std::vector<std::string>& extra_eal);
 };
+
+// The number after the last occurrence of `label` in testpmd's output
+// ("RX-packets:", "TX-bytes:"), or UINT64_MAX if absent.
+uint64_t last_number_after(const std::string& text, const std::string& label);
 
 // A file-prefix unique to this test process, for every DPDK process it starts.
 std::string dpdk_prefix(const std::string& what);

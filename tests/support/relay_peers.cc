@@ -1,0 +1,178 @@
+#include "relay_peers.hh"
+
+#include "peers.hh"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace vuiso::testing {
+
+namespace {
+
+std::string env_or_throw(const char* name) {
+    const char* v = std::getenv(name);
+    if (!v || !*v)
+        throw std::runtime_error(std::string(name) + " is not set (run through ./scripts/test.sh)");
+    return v;
+}
+
+} // namespace
+
+std::string vuiso_bin() {
+    return env_or_throw("VUISO_BIN");
+}
+
+vuiso_proc vuiso_proc::start(const temp_dir& dir, const std::vector<std::string>& vdevs,
+                             const std::vector<std::string>& guest_socks,
+                             const std::vector<std::string>& app_args) {
+    vuiso_proc v;
+    v.log = dir.file("vuiso.log");
+    v.prefix = dpdk_prefix("vuiso");
+    std::vector<std::string> argv{vuiso_bin(), "--no-huge", "-m",          "256",
+                                  "--no-pci",  "-l",        "0,1",         "--file-prefix",
+                                  v.prefix,    "--log-level", "lib.eal:warning"};
+    for (const auto& d : vdevs) {
+        argv.push_back("--vdev");
+        argv.push_back(d);
+    }
+    argv.push_back("--");
+    argv.insert(argv.end(), app_args.begin(), app_args.end());
+    v.proc = process::spawn(argv, v.log);
+    for (const auto& s : guest_socks)
+        if (!wait_for_path(s, 20s) || !v.proc.running())
+            throw std::runtime_error("dpdk-vuiso did not open " + s + "; log:\n" +
+                                     read_file(v.log));
+    return v;
+}
+
+int vuiso_proc::stop() {
+    int st = proc.stop(10s);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+vuiso_proc::~vuiso_proc() {
+    if (prefix.empty())
+        return;
+    proc.stop();
+    std::error_code ec;
+    std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);
+}
+
+guest_vm guest_vm::start(const temp_dir& dir, const std::string& sock, const std::string& device,
+                         const std::string& job, const std::string& secret, unsigned mem_mb) {
+    guest_vm g;
+    g.console = dir.file("console-" + job + ".log");
+    std::string mem = std::to_string(mem_mb) + "M";
+    std::string dev = device == "blk" ? "vhost-user-blk-pci,chardev=c0,num-queues=1"
+                                      // MSI-X with vhost-user-net crashes QEMU 7.2 under TCG
+                                      : "virtio-net-pci,netdev=n0,vectors=0";
+    std::vector<std::string> argv{
+        "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-m", mem, "-nodefaults", "-display",
+        "none", "-no-reboot", "-kernel", env_or_throw("VUISO_GUEST_KERNEL"), "-initrd",
+        env_or_throw("VUISO_GUEST_INITRD"), "-append",
+        "console=ttyS0 quiet panic=-1 vuiso.run=" + job + " vuiso.secret=" + secret, "-object",
+        "memory-backend-memfd,id=mem0,size=" + mem + ",share=on", "-numa", "node,memdev=mem0",
+        "-chardev", "socket,id=c0,path=" + sock, "-serial", "file:" + g.console};
+    if (device != "blk") {
+        argv.push_back("-netdev");
+        argv.push_back("vhost-user,id=n0,chardev=c0");
+    }
+    argv.push_back("-device");
+    argv.push_back(dev);
+    g.proc = process::spawn(argv, dir.file("qemu-" + job + ".log"));
+    return g;
+}
+
+bool guest_vm::wait_end(std::chrono::milliseconds timeout) {
+    return wait_for_text(console, "VUISO END", timeout);
+}
+
+std::vector<std::string> guest_vm::results() const {
+    std::vector<std::string> out;
+    std::istringstream in(read_file(console));
+    for (std::string line; std::getline(in, line);) {
+        size_t at = line.find("VUISO ");
+        if (at != std::string::npos) {
+            line = line.substr(at);
+            while (!line.empty() && (line.back() == '\r' || line.back() == '\n'))
+                line.pop_back();
+            out.push_back(line);
+        }
+    }
+    return out;
+}
+
+namespace {
+
+struct mapping {
+    uint64_t start = 0, end = 0, inode = 0;
+    std::string perms, path;
+};
+
+std::vector<mapping> read_maps(pid_t pid) {
+    std::vector<mapping> out;
+    std::ifstream f("/proc/" + std::to_string(pid) + "/maps");
+    for (std::string line; std::getline(f, line);) {
+        mapping m;
+        std::istringstream l(line);
+        std::string range, off, dev;
+        l >> range >> m.perms >> off >> dev >> m.inode;
+        std::getline(l, m.path);
+        m.start = std::strtoull(range.c_str(), nullptr, 16);
+        m.end = std::strtoull(range.c_str() + range.find('-') + 1, nullptr, 16);
+        out.push_back(m);
+    }
+    return out;
+}
+
+} // namespace
+
+uint64_t guest_memfd_inode(pid_t pid) {
+    for (const auto& m : read_maps(pid))
+        if (m.path.find("memfd:memory-backend-memfd") != std::string::npos)
+            return m.inode;
+    return 0;
+}
+
+bool maps_inode(pid_t pid, uint64_t inode) {
+    for (const auto& m : read_maps(pid))
+        if (m.inode == inode && m.path.find("memfd:") != std::string::npos)
+            return true;
+    return false;
+}
+
+bool memory_contains(pid_t pid, const std::string& needle) {
+    int fd = ::open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        throw std::runtime_error("cannot open /proc/" + std::to_string(pid) + "/mem");
+    std::vector<char> buf((size_t{4} << 20) + needle.size());
+    bool found = false;
+    for (const auto& m : read_maps(pid)) {
+        if (m.perms.empty() || m.perms[0] != 'r' || m.path.find("[vvar]") != std::string::npos ||
+            m.path.find("[vsyscall]") != std::string::npos)
+            continue;
+        // Overlapping chunks so a needle across a chunk edge is still seen.
+        for (uint64_t at = m.start; at < m.end && !found; at += buf.size() - needle.size()) {
+            size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), m.end - at));
+            ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(at));
+            if (n <= 0)
+                break;
+            found = std::search(buf.begin(), buf.begin() + n, needle.begin(), needle.end()) !=
+                    buf.begin() + n;
+        }
+        if (found)
+            break;
+    }
+    ::close(fd);
+    return found;
+}
+
+} // namespace vuiso::testing

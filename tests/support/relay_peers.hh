@@ -1,0 +1,56 @@
+// The processes of an end-to-end relay test: dpdk-vuiso itself (path from
+// $VUISO_BIN) and a Linux guest under QEMU/TCG ($VUISO_GUEST_KERNEL and
+// $VUISO_GUEST_INITRD, built by scripts/lib/guest.sh). Missing binaries or
+// a peer that does not come up throw: the test fails loudly.
+#pragma once
+
+#include "process.hh"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vuiso::testing {
+
+struct vuiso_proc {
+    process proc;
+    std::string log, prefix;
+    // Starts dpdk-vuiso with one --vdev per entry of `vdevs` (and `app_args`
+    // after "--"); waits until every port's guest socket is open.
+    static vuiso_proc start(const temp_dir& dir, const std::vector<std::string>& vdevs,
+                            const std::vector<std::string>& guest_socks,
+                            const std::vector<std::string>& app_args = {});
+    // SIGTERM; returns the exit code (-1 if killed or it hung).
+    int stop();
+    vuiso_proc() = default;
+    vuiso_proc(vuiso_proc&&) = default;
+    vuiso_proc& operator=(vuiso_proc&&) = default;
+    ~vuiso_proc();
+};
+
+// Where dpdk-vuiso is (VUISO_BIN); throws if unset.
+std::string vuiso_bin();
+
+struct guest_vm {
+    process proc;
+    std::string console;
+    // Boots the test guest with a vhost-user device on `sock` ("blk" or
+    // "net") and runs tests/guest/jobs/<job>. `secret` goes on the kernel
+    // command line (so it lives in guest RAM).
+    static guest_vm start(const temp_dir& dir, const std::string& sock, const std::string& device,
+                          const std::string& job, const std::string& secret = "none",
+                          unsigned mem_mb = 256);
+    // Waits for the job to end ("VUISO END"); false on timeout.
+    bool wait_end(std::chrono::milliseconds timeout);
+    // The "VUISO ..." lines of the serial console.
+    std::vector<std::string> results() const;
+};
+
+// The inode of the QEMU guest-memory memfd mapped by `pid`, or 0.
+uint64_t guest_memfd_inode(pid_t pid);
+// Does `pid` map a file with this inode?
+bool maps_inode(pid_t pid, uint64_t inode);
+// Is `needle` anywhere in the readable memory of `pid`? (/proc/PID/maps + mem)
+bool memory_contains(pid_t pid, const std::string& needle);
+
+} // namespace vuiso::testing
