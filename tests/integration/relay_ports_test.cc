@@ -1,0 +1,145 @@
+// dpdk-vuiso's ports end to end with the project's own VMM (vuiso-loopcheck,
+// which verifies every byte): two ports of different isolation in one
+// process, VMM restarts, a back-end that appears late, clean shutdown, and
+// the command line's errors.
+#include "support/peers.hh"
+#include "support/relay_peers.hh"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+
+using namespace vuiso::testing;
+
+namespace {
+
+std::string loopcheck() {
+    const char* v = std::getenv("VUISO_LOOPCHECK");
+    if (!v)
+        throw std::runtime_error("VUISO_LOOPCHECK is not set (run through ./scripts/test.sh)");
+    return v;
+}
+
+run_result check(const std::string& kind, const std::string& sock) {
+    return run({loopcheck(), kind, sock}, 60s);
+}
+
+size_t count(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+        ++n;
+    return n;
+}
+
+std::string make_image(const temp_dir& dir) {
+    std::string image = dir.file("disk.raw");
+    std::ofstream(image, std::ios::binary).close();
+    std::filesystem::resize_file(image, size_t{64} << 20);
+    return image;
+}
+
+} // namespace
+
+TEST(RelayPorts, BouncePortAndPassthroughPortInOneProcess) {
+    temp_dir dir;
+    auto net = testpmd_peer::start(dir, dir.file("net.sock"), "macswap");
+    auto blk = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"));
+    std::string g0 = dir.file("guest0.sock"), g1 = dir.file("guest1.sock");
+    auto v = vuiso_proc::start(dir,
+                               {"vuiso0,guest=" + g0 + ",backend=" + net.sock + ",isolation=bounce",
+                                "vuiso1,guest=" + g1 + ",backend=" + blk.sock +
+                                    ",isolation=passthrough"},
+                               {g0, g1});
+    auto n = check("net", g0);
+    EXPECT_EQ(n.exit_code, 0) << n.out << n.err;
+    EXPECT_NE(n.out.find("1000 came back intact"), std::string::npos) << n.out;
+    auto b = check("blk", g1);
+    EXPECT_EQ(b.exit_code, 0) << b.out << b.err;
+    EXPECT_NE(b.out.find("identical"), std::string::npos) << b.out;
+    EXPECT_EQ(v.stop(), 0);
+    std::string log = read_file(v.log);
+    EXPECT_NE(log.find("vuiso0: device started: bounce"), std::string::npos) << log;
+    EXPECT_NE(log.find("vuiso1: device started: passthrough"), std::string::npos) << log;
+    EXPECT_FALSE(std::filesystem::exists(g0));
+    EXPECT_FALSE(std::filesystem::exists(g1));
+}
+
+// The VMM disconnects and comes back three times; each time the device is
+// stopped, the port waits, and the next VMM's traffic flows.
+TEST(RelayPorts, VmmRestartsAndLateBackend) {
+    temp_dir dir;
+    std::string g = dir.file("guest.sock"), bsock = dir.file("blk.sock");
+    // dpdk-vuiso first: the back-end is missing and must be retried, not fatal.
+    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + bsock}, {});
+    ASSERT_TRUE(wait_for_text(v.log, "retrying", 10s)) << read_file(v.log);
+    EXPECT_TRUE(v.proc.running());
+    EXPECT_FALSE(std::filesystem::exists(g)) << "guest socket opened before the back-end";
+    auto blk = qsd_peer::start(dir, make_image(dir), bsock);
+    ASSERT_TRUE(wait_for_path(g, 15s)) << read_file(v.log);
+    for (int i = 0; i < 3; ++i) {
+        auto b = check("blk", g);
+        EXPECT_EQ(b.exit_code, 0) << "run " << i << ": " << b.out << b.err;
+    }
+    EXPECT_EQ(v.stop(), 0);
+    std::string log = read_file(v.log);
+    EXPECT_EQ(count(log, "device started: bounce"), 3u) << log;
+    EXPECT_EQ(count(log, "waiting for the next connection"), 3u) << log;
+}
+
+TEST(RelayPorts, NetVmmRestart) {
+    temp_dir dir;
+    auto net = testpmd_peer::start(dir, dir.file("net.sock"), "macswap");
+    std::string g = dir.file("guest.sock");
+    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + net.sock}, {g});
+    for (int i = 0; i < 2; ++i) {
+        auto n = check("net", g);
+        EXPECT_EQ(n.exit_code, 0) << "run " << i << ": " << n.out << n.err;
+    }
+    EXPECT_EQ(v.stop(), 0);
+}
+
+// Bad devargs: one line naming the key, exit 2, before EAL starts.
+TEST(RelayCli, BadDevargsNameTheKey) {
+    struct bad_case {
+        std::string vdev, key;
+    } cases[] = {
+        {"vuiso0,guest=/tmp/a,backend=/tmp/b,isolation=maybe", "'isolation'"},
+        {"vuiso0,guest=/tmp/a,backend=/tmp/b,colour=red", "'colour'"},
+        {"vuiso0,backend=/tmp/b", "'guest'"},
+        {"vuiso0,guest=/tmp/a", "'backend'"},
+        {"vuiso0,guest=/tmp/a,backend=/tmp/b,region-size=12Q", "'region-size'"},
+        {"vuiso0,guest=/tmp/a,backend=/tmp/b,buf-size=1000", "'buf-size'"},
+        {"vuiso0,guest=/tmp/a,backend=/tmp/b,guest-mode=both", "'guest-mode'"},
+        {"vuiso0,guest=/tmp/a,guest=/tmp/c,backend=/tmp/b", "given twice"},
+        {"vuisoX,guest=/tmp/a,backend=/tmp/b", "vuiso<N>"},
+    };
+    for (const auto& c : cases) {
+        auto r = run({vuiso_bin(), "--no-huge", "--vdev", c.vdev}, 10s);
+        EXPECT_EQ(r.exit_code, 2) << c.vdev << ": " << r.err;
+        EXPECT_NE(r.err.find(c.key), std::string::npos) << c.vdev << ": " << r.err;
+        EXPECT_EQ(count(r.err, "\n"), 1u) << c.vdev << ": " << r.err;
+    }
+}
+
+TEST(RelayCli, NoPortAndNoWorkerAreUsageErrors) {
+    auto r = run({vuiso_bin(), "--no-huge"}, 10s);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("no port"), std::string::npos) << r.err;
+    temp_dir dir;
+    std::string prefix = dpdk_prefix("cli");
+    r = run({vuiso_bin(), "--no-huge", "-m", "64", "--no-pci", "-l", "0", "--file-prefix", prefix,
+             "--vdev", "vuiso0,guest=" + dir.file("g") + ",backend=" + dir.file("b")},
+            20s);
+    std::filesystem::remove_all("/var/run/dpdk/" + prefix);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("no worker lcore"), std::string::npos) << r.err;
+}
+
+TEST(RelayCli, HelpTellsTheDevargs) {
+    auto r = run({vuiso_bin(), "--help"}, 10s);
+    EXPECT_EQ(r.exit_code, 0);
+    for (const char* k : {"guest=", "backend=", "isolation=", "guest-mode", "backend-mode",
+                          "region-size", "buf-size", "--log-level"})
+        EXPECT_NE(r.out.find(k), std::string::npos) << k;
+}
