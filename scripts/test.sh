@@ -3,12 +3,15 @@
 # installs what is missing, builds twice with -Werror (plain, and with
 # AddressSanitizer + UndefinedBehaviorSanitizer), checks formatting, and runs
 # the unit and integration suites (real peers: qemu-storage-daemon,
-# dpdk-testpmd) in both trees. Ends with 'N passed, N failed'.
+# dpdk-testpmd, a Linux guest under QEMU/TCG) in both trees. Ends with 'N passed, N failed'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
+source scripts/lib/guest.sh
 
 install_deps || { echo "0 passed, 1 failed"; exit 1; }
+# The test guest (kernel + initramfs) for the QEMU tests; cached outside the repo.
+build_guest || { echo "building the test guest failed"; echo "0 passed, 1 failed"; exit 1; }
 for tree in build build-asan; do
     args=(-Dwerror=true -Dtests=true)
     [ "$tree" = build-asan ] && args+=(-Dsanitize=address,undefined)

@@ -1,0 +1,264 @@
+// The relay without rte_vhost: a guest ring in plain memory (driven by our
+// split_driver, as a guest driver would), a queue_relay, and a back-end
+// played by the test on the shadow ring (guest_ring + walk_chain over the
+// isolated region, as a real device would).
+#include "relay/bounce_pool.hh"
+#include "relay/negotiation.hh"
+#include "relay/queue_relay.hh"
+#include "vhost_user/protocol.hh"
+#include "virtio/features.hh"
+
+#include <cstring>
+#include <gtest/gtest.h>
+#include <numeric>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace vuiso;
+using namespace vuiso::relay;
+using vhost_user::bit;
+
+TEST(BouncePool, TakesAndGivesEveryBufferOnce) {
+    std::vector<uint8_t> mem(8 * 256);
+    bounce_pool p(mem.data(), 0x1000, 256, 8);
+    EXPECT_EQ(p.capacity(), 8u);
+    std::vector<uint32_t> got;
+    while (p.available())
+        got.push_back(p.take());
+    std::sort(got.begin(), got.end());
+    for (uint32_t i = 0; i < 8; ++i)
+        EXPECT_EQ(got[i], i);
+    EXPECT_EQ(p.ptr(3), mem.data() + 3 * 256);
+    EXPECT_EQ(p.iova(3), 0x1000u + 3 * 256);
+    p.give(5);
+    EXPECT_EQ(p.available(), 1u);
+    EXPECT_EQ(p.take(), 5u);
+}
+
+TEST(Negotiation, DeviceBitsPassRingBitsPerSide) {
+    uint64_t backend = bit(virtio::f_version_1) | bit(virtio::f_event_idx) |
+                       bit(virtio::f_ring_packed) | bit(virtio::f_access_platform) |
+                       bit(virtio::f_log_all) | bit(vhost_user::f_protocol_features) | 0x46;
+    auto g = guest_offer(backend, isolation::bounce);
+    ASSERT_TRUE(g);
+    EXPECT_EQ(*g & 0x46, 0x46u);                          // device bits pass
+    EXPECT_TRUE(*g & bit(virtio::f_indirect_desc));       // ours, though the back-end lacks it
+    EXPECT_FALSE(*g & bit(virtio::f_ring_packed));        // never offered
+    EXPECT_FALSE(*g & bit(virtio::f_access_platform));    // never offered
+    EXPECT_FALSE(*g & bit(virtio::f_log_all));            // no migration yet
+    auto p = guest_offer(backend, isolation::passthrough);
+    ASSERT_TRUE(p);
+    EXPECT_FALSE(*p & bit(virtio::f_indirect_desc)); // the back-end runs the rings: its bits
+    EXPECT_TRUE(*p & bit(virtio::f_event_idx));
+
+    uint64_t acked = *g & ~uint64_t{0x40};
+    uint64_t s = shadow_features(acked, backend, isolation::bounce);
+    EXPECT_EQ(s & 0x46, 0x06u);                    // the guest's device choice
+    EXPECT_FALSE(s & bit(virtio::f_indirect_desc)); // we post direct chains
+    EXPECT_TRUE(s & bit(virtio::f_event_idx));      // the shadow side's own choice
+    EXPECT_EQ(s & ~backend, 0u);                    // never more than offered
+
+    EXPECT_FALSE(guest_offer(backend & ~bit(virtio::f_version_1), isolation::bounce));
+    EXPECT_FALSE(guest_protocol_offer(0) & bit(vhost_user::pf_config));
+    EXPECT_TRUE(guest_protocol_offer(bit(vhost_user::pf_config)) & bit(vhost_user::pf_config));
+}
+
+namespace {
+
+constexpr uint16_t qsize = 64;
+constexpr uint16_t shadow_size = 256;
+
+// Aligned, zeroed storage for one split ring.
+struct ring_mem {
+    std::vector<uint8_t> bytes = std::vector<uint8_t>(vring::desc_bytes(shadow_size) + 8192);
+    uint8_t* desc() { return align(bytes.data()); }
+    uint8_t* avail(uint16_t n) { return desc() + vring::desc_bytes(n); }
+    uint8_t* used(uint16_t n) { return align(avail(n) + vring::avail_bytes(n)); }
+    static uint8_t* align(uint8_t* p) {
+        return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+    }
+};
+
+// The guest (split_driver over "guest RAM"), the relay, and a back-end that
+// completes shadow chains by walking them over the isolated region.
+class Relay : public ::testing::Test {
+  protected:
+    static constexpr uint64_t guest_gpa = 0x40000000;
+    static constexpr uint64_t region_iova = 0x100000;
+
+    void SetUp() override { build(64, 16); }
+
+    void build(uint32_t buf_size, uint32_t buf_count) {
+        guest_ram.assign(1 << 20, 0);
+        vring::guest_region gr{guest_gpa, guest_ram.size(), guest_ram.data()};
+        mem = *vring::guest_memory::build(std::span(&gr, 1));
+        region.assign(size_t{buf_size} * buf_count, 0);
+        vring::guest_region rr{region_iova, region.size(), region.data()};
+        region_mem = *vring::guest_memory::build(std::span(&rr, 1));
+        guest = std::make_unique<vring::split_driver>(g.desc(), g.avail(qsize), g.used(qsize),
+                                                      qsize, false);
+        kick = ::eventfd(0, EFD_NONBLOCK);
+        call = ::eventfd(0, EFD_NONBLOCK);
+        queue_setup s{};
+        s.guest = {reinterpret_cast<vring::desc*>(g.desc()),
+                   reinterpret_cast<uint16_t*>(g.avail(qsize)),
+                   reinterpret_cast<uint16_t*>(g.used(qsize)), qsize, false, 0, 0};
+        s.memory = &mem;
+        s.shadow_desc = sh.desc();
+        s.shadow_avail = sh.avail(shadow_size);
+        s.shadow_used = sh.used(shadow_size);
+        s.shadow_size = shadow_size;
+        s.pool_base = region.data();
+        s.pool_iova = region_iova;
+        s.buf_size = buf_size;
+        s.buf_count = buf_count;
+        s.backend_kick_fd = kick;
+        s.guest_call_fd = call;
+        relay = std::make_unique<queue_relay>(s);
+        backend = std::make_unique<guest_ring>(guest_ring_layout{
+            reinterpret_cast<vring::desc*>(sh.desc()), reinterpret_cast<uint16_t*>(sh.avail(shadow_size)),
+            reinterpret_cast<uint16_t*>(sh.used(shadow_size)), shadow_size, false, 0, 0});
+    }
+    void TearDown() override {
+        ::close(kick);
+        ::close(call);
+    }
+
+    // The back-end: reverses the readable bytes into the
+    // writable ones, and reports `extra_len` more than it wrote.
+    unsigned serve(uint32_t extra_len = 0) {
+        bool jumped;
+        uint16_t n = backend->pending(jumped);
+        for (uint16_t k = 0; k < n; ++k) {
+            uint16_t head = backend->head(k);
+            vring::walked_chain c;
+            EXPECT_EQ(vring::walk_chain(backend->descs(), head, {shadow_size}, region_mem, c),
+                      vring::chain_error::none);
+            std::vector<uint8_t> in;
+            for (uint16_t i = 0; i < c.first_writable; ++i)
+                in.insert(in.end(), c.piece[i].ptr, c.piece[i].ptr + c.piece[i].len);
+            std::reverse(in.begin(), in.end());
+            uint32_t w = 0;
+            for (uint16_t i = c.first_writable; i < c.pieces && w < in.size(); ++i) {
+                uint32_t m = std::min<uint32_t>(c.piece[i].len, static_cast<uint32_t>(in.size() - w));
+                std::memcpy(c.piece[i].ptr, in.data() + w, m);
+                w += m;
+            }
+            backend->put_used(head, w + extra_len);
+        }
+        backend->consume(n);
+        backend->publish_used();
+        return n;
+    }
+
+    uint8_t* at(uint64_t gpa) { return guest_ram.data() + (gpa - guest_gpa); }
+
+    std::vector<uint8_t> guest_ram, region;
+    vring::guest_memory mem, region_mem;
+    ring_mem g, sh;
+    std::unique_ptr<vring::split_driver> guest;
+    std::unique_ptr<queue_relay> relay;
+    std::unique_ptr<guest_ring> backend;
+    int kick = -1, call = -1;
+};
+
+} // namespace
+
+TEST_F(Relay, CopiesBothWaysAcrossBufferBoundaries) {
+    // 150 readable bytes in two pieces, 200 writable in one: spans 64-byte buffers.
+    for (int i = 0; i < 150; ++i)
+        *at(guest_gpa + i) = static_cast<uint8_t>(i);
+    vring::segment segs[] = {{guest_gpa, 100, false}, {guest_gpa + 100, 50, false},
+                             {guest_gpa + 4096, 200, true}};
+    int head = guest->add_chain(segs);
+    ASSERT_GE(head, 0);
+    guest->publish();
+    EXPECT_EQ(relay->poll(), 1u);
+    EXPECT_EQ(relay->in_flight(), 1u);
+    EXPECT_EQ(relay->pool().available(), 16u - 7); // ceil(100/64) + ceil(50/64) + ceil(200/64)
+    EXPECT_EQ(serve(), 1u);
+    EXPECT_EQ(relay->poll(), 1u);
+    vring::completion done[4];
+    ASSERT_EQ(guest->poll_used(done), 1u);
+    EXPECT_EQ(done[0].head, head);
+    EXPECT_EQ(done[0].len, 150u);
+    for (int i = 0; i < 150; ++i)
+        ASSERT_EQ(*at(guest_gpa + 4096 + i), 149 - i) << i;
+    EXPECT_EQ(*at(guest_gpa + 4096 + 150), 0) << "wrote past the back-end's len";
+    EXPECT_EQ(relay->pool().available(), 16u);
+    EXPECT_EQ(relay->counters().bytes_to_backend, 150u);
+    EXPECT_EQ(relay->counters().bytes_to_guest, 150u);
+}
+
+TEST_F(Relay, ClampsTheBackendsLenToTheWritableBytes) {
+    vring::segment segs[] = {{guest_gpa, 10, false}, {guest_gpa + 4096, 10, true}};
+    guest->add_chain(segs);
+    guest->publish();
+    relay->poll();
+    serve(1000); // claims 1010 bytes into a 10-byte buffer
+    relay->poll();
+    vring::completion done[1];
+    ASSERT_EQ(guest->poll_used(done), 1u);
+    EXPECT_EQ(done[0].len, 10u);
+    EXPECT_EQ(relay->shadow_counters().len_clamped, 1u);
+    EXPECT_EQ(*at(guest_gpa + 4096 + 10), 0);
+}
+
+TEST_F(Relay, EmptyPoolIsBackpressureNotADrop) {
+    // Each chain takes 8 of the 16 buffers: the third waits for a completion.
+    vring::segment segs[] = {{guest_gpa, 256, false}, {guest_gpa + 8192, 256, true}};
+    for (int i = 0; i < 3; ++i)
+        ASSERT_GE(guest->add_chain(segs), 0);
+    guest->publish();
+    relay->poll();
+    EXPECT_EQ(relay->in_flight(), 2u);
+    EXPECT_EQ(relay->counters().backpressure, 1u);
+    serve();
+    relay->poll(); // completes two, then takes the third
+    EXPECT_EQ(relay->in_flight(), 1u);
+    serve();
+    relay->poll();
+    vring::completion done[4];
+    EXPECT_EQ(guest->poll_used(done), 3u);
+    EXPECT_EQ(relay->counters().completions, 3u);
+}
+
+TEST_F(Relay, BadChainsAreReturnedEmptyAndCounted) {
+    vring::segment outside[] = {{guest_gpa + (2 << 20), 64, false}}; // beyond guest RAM
+    int bad = guest->add_chain(outside);
+    vring::segment huge[] = {{guest_gpa, 64 * 17, false}}; // more than the whole pool
+    int big = guest->add_chain(huge);
+    vring::segment fine[] = {{guest_gpa, 8, false}, {guest_gpa + 4096, 8, true}};
+    int ok = guest->add_chain(fine);
+    guest->publish();
+    relay->poll();
+    EXPECT_EQ(relay->counters().bad_chain[size_t(vring::chain_error::unmapped)], 1u);
+    EXPECT_EQ(relay->counters().too_large, 1u);
+    serve();
+    relay->poll();
+    vring::completion done[4];
+    ASSERT_EQ(guest->poll_used(done), 3u);
+    for (auto& d : std::span(done, 3)) {
+        if (d.head == bad || d.head == big)
+            EXPECT_EQ(d.len, 0u);
+        else
+            EXPECT_EQ(d.head, ok);
+    }
+    EXPECT_EQ(relay->counters().completions, 1u);
+}
+
+TEST_F(Relay, AbandonedRequestsNeverTouchTheGuest) {
+    vring::segment segs[] = {{guest_gpa, 4, false}, {guest_gpa + 4096, 4, true}};
+    std::memcpy(at(guest_gpa), "abcd", 4);
+    guest->add_chain(segs);
+    guest->publish();
+    relay->poll();
+    relay->abandon_in_flight();
+    serve();
+    relay->poll();
+    vring::completion done[1];
+    EXPECT_EQ(guest->poll_used(done), 0u);
+    EXPECT_EQ(*at(guest_gpa + 4096), 0);
+    EXPECT_EQ(relay->pool().available(), 16u) << "buffers of abandoned requests leak";
+}
