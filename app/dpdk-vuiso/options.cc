@@ -72,8 +72,8 @@ result<options> parse_options(int argc, char** argv) {
                 return make_error(EINVAL, "--log-level needs a value");
             o.log_level = argv[++i];
             if (!log::set_level(o.log_level))
-                return make_error(EINVAL, fmt::format("--log-level: unknown level '{}'",
-                                                      o.log_level));
+                return make_error(EINVAL,
+                                  fmt::format("--log-level: unknown level '{}'", o.log_level));
         } else {
             return make_error(EINVAL, fmt::format("unknown option '{}' (see --help)", a));
         }

@@ -9,7 +9,7 @@
 namespace vuiso::drivers {
 namespace {
 
-constexpr std::array known_keys{"guest",       "backend",     "isolation", "guest-mode",
+constexpr std::array known_keys{"guest",        "backend",     "isolation", "guest-mode",
                                 "backend-mode", "region-size", "buf-size"};
 
 // "4096", "64K", "64M", "1G" -> bytes.
@@ -61,13 +61,13 @@ result<port_config> parse_port(std::string_view vdev) {
     std::string_view digits = std::string_view(c.name).substr(5);
     if (!is_port_vdev(vdev) || digits.empty() ||
         digits.find_first_not_of("0123456789") != std::string_view::npos)
-        return make_error(EINVAL, fmt::format("'{}': a port is named vuiso<N>, e.g. vuiso0",
-                                              c.name));
+        return make_error(EINVAL,
+                          fmt::format("'{}': a port is named vuiso<N>, e.g. vuiso0", c.name));
     std::string args(comma == std::string_view::npos ? "" : vdev.substr(comma + 1));
     std::unique_ptr<rte_kvargs, kvlist_deleter> kv(rte_kvargs_parse(args.c_str(), nullptr));
     if (!kv)
-        return make_error(EINVAL, fmt::format("{}: devargs '{}' are not key=value pairs", c.name,
-                                              args));
+        return make_error(EINVAL,
+                          fmt::format("{}: devargs '{}' are not key=value pairs", c.name, args));
     std::array<bool, known_keys.size()> seen{};
     for (unsigned i = 0; i < kv->count; ++i) {
         std::string_view key = kv->pairs[i].key;

@@ -1,7 +1,6 @@
 // port: starting and stopping a guest's device, in both isolation modes.
 // Called with port::_mu held, from rte_vhost's thread or the main thread.
 #include "drivers/vuiso/port.hh"
-
 #include "vhost_user/protocol.hh"
 #include "virtio/features.hh"
 #include "vring/split_ring.hh"
@@ -49,8 +48,8 @@ result<void> port::start_device(int vid) {
     if (!(gf & bit(virtio::f_version_1)))
         return make_error(ENOTSUP, "the guest did not accept VERSION_1");
     _vid = vid;
-    auto r = _cfg.mode == relay::isolation::bounce ? start_bounce(vid, gf)
-                                                   : start_passthrough(vid, gf);
+    auto r =
+        _cfg.mode == relay::isolation::bounce ? start_bounce(vid, gf) : start_passthrough(vid, gf);
     if (!r) {
         for (auto& q : _queues)
             if (q->relay)
@@ -75,7 +74,8 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
     std::vector<vring::guest_region> regions;
     for (uint32_t i = 0; i < (*table)->nregions; ++i) {
         const auto& r = (*table)->regions[i];
-        regions.push_back({r.guest_phys_addr, r.size, reinterpret_cast<uint8_t*>(r.host_user_addr)});
+        regions.push_back(
+            {r.guest_phys_addr, r.size, reinterpret_cast<uint8_t*>(r.host_user_addr)});
     }
     auto mem = vring::guest_memory::build(regions);
     if (!mem)
@@ -113,13 +113,13 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
     if (rings.empty())
         return make_error(EINVAL, "the guest set up no ring");
     const uint16_t S = shadow_ring_size;
-    size_t ring_bytes = vring::desc_bytes(S) + 4096 + vring::avail_bytes(S) + 64 +
-                        vring::used_bytes(S) + 4096 * 2;
+    size_t ring_bytes =
+        vring::desc_bytes(S) + 4096 + vring::avail_bytes(S) + 64 + vring::used_bytes(S) + 4096 * 2;
     if (reg.size() < rings.size() * (ring_bytes + _cfg.buf_size))
         return make_error(ENOSPC, fmt::format("region-size {} is too small for {} rings",
                                               reg.size(), rings.size()));
-    uint32_t per_ring =
-        static_cast<uint32_t>((reg.size() - rings.size() * ring_bytes) / rings.size() / _cfg.buf_size);
+    uint32_t per_ring = static_cast<uint32_t>((reg.size() - rings.size() * ring_bytes) /
+                                              rings.size() / _cfg.buf_size);
     bool shadow_event_idx = sf & bit(virtio::f_event_idx);
     bool guest_event_idx = gf & bit(virtio::f_event_idx);
 
@@ -147,10 +147,13 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         rte_vhost_get_vring_base(vid, i, &last_avail, &last_used);
 
         relay::queue_setup s{};
-        s.guest = relay::guest_ring_layout{
-            reinterpret_cast<vring::desc*>(vr.desc), reinterpret_cast<uint16_t*>(vr.avail),
-            reinterpret_cast<uint16_t*>(vr.used),    vr.size, guest_event_idx, last_avail,
-            last_used};
+        s.guest = relay::guest_ring_layout{reinterpret_cast<vring::desc*>(vr.desc),
+                                           reinterpret_cast<uint16_t*>(vr.avail),
+                                           reinterpret_cast<uint16_t*>(vr.used),
+                                           vr.size,
+                                           guest_event_idx,
+                                           last_avail,
+                                           last_used};
         s.memory = &_memory;
         s.shadow_desc = reg.at(*d);
         s.shadow_avail = reg.at(*a);
@@ -180,8 +183,7 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         q->lcore = _workers.add(q->relay.get());
         _log->info("queue {}: guest ring {} resumes at avail {}, shadow ring {}, {} x {} B bounce "
                    "buffers, lcore {}",
-                   q->index, rings[q->index].size, resume_at, S, per_ring, _cfg.buf_size,
-                   q->lcore);
+                   q->index, rings[q->index].size, resume_at, S, per_ring, _cfg.buf_size, q->lcore);
     }
     _log->info("device started: bounce, {} rings, guest features {:#x}, back-end features {:#x}",
                _queues.size(), gf, sf);
@@ -292,8 +294,8 @@ void port::stop_device(int vid) {
         r.poll_completions(); // what the back-end finished before it stopped
         if (r.in_flight()) {
             _log->info("ring {}: {} requests still at the back-end are abandoned (net rx buffers "
-                       "wait for packets that will not come)", q->index,
-                       r.in_flight());
+                       "wait for packets that will not come)",
+                       q->index, r.in_flight());
             r.abandon_in_flight();
         }
         rte_vhost_set_vring_base(vid, q->index, r.last_avail(), r.last_used());

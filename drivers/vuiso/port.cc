@@ -35,7 +35,8 @@ uint8_t* payload(void* msg) {
 } // namespace
 
 port::port(port_config cfg, workers& w)
-    : _cfg(std::move(cfg)), _workers(w), _log(log::get(_cfg.name)) {}
+    : _cfg(std::move(cfg)), _workers(w), _log(log::get(_cfg.name)) {
+}
 
 port::~port() {
     stop();
@@ -133,9 +134,8 @@ result<void> port::open_guest_socket() {
     s.protocol_features = relay::guest_protocol_offer(_link->acked_protocol_features());
     VUISO_TRY(drivers::open_guest_socket(*this, s));
     _guest_open = true;
-    _log->info("guest socket {} open ({}), isolation {}, offering features {:#x}",
-               _cfg.guest_path, _cfg.guest_client ? "client" : "server", to_string(_cfg.mode),
-               s.features);
+    _log->info("guest socket {} open ({}), isolation {}, offering features {:#x}", _cfg.guest_path,
+               _cfg.guest_client ? "client" : "server", to_string(_cfg.mode), s.features);
     return success();
 }
 

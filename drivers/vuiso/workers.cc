@@ -87,9 +87,8 @@ void workers::publish(lcore& l) {
 
 unsigned workers::add(relay::queue_relay* q) {
     std::lock_guard g(_mu);
-    auto it = std::min_element(_lcores.begin(), _lcores.end(), [](auto& a, auto& b) {
-        return a->owned.size() < b->owned.size();
-    });
+    auto it = std::min_element(_lcores.begin(), _lcores.end(),
+                               [](auto& a, auto& b) { return a->owned.size() < b->owned.size(); });
     (*it)->owned.push_back(q);
     publish(**it);
     return (*it)->id;

@@ -12,7 +12,8 @@ template <typename T> T load_once(const T* p) noexcept {
 guest_ring::guest_ring(const guest_ring_layout& l) noexcept
     : _desc(l.desc), _avail(l.avail), _used(l.used), _size(l.size), _event_idx(l.event_idx),
       _last_avail(l.last_avail), _used_idx(l.last_used), _published(l.last_used),
-      _signalled(l.last_used) {}
+      _signalled(l.last_used) {
+}
 
 uint16_t guest_ring::pending(bool& jumped) const noexcept {
     uint16_t idx = __atomic_load_n(&_avail[1], __ATOMIC_ACQUIRE);

@@ -54,9 +54,9 @@ class guest_ring {
     uint16_t _size;
     bool _event_idx;
     uint16_t _last_avail;
-    uint16_t _used_idx;      // next used slot we fill
-    uint16_t _published;     // used index the guest has seen
-    uint16_t _signalled;     // used index at the last interrupt decision
+    uint16_t _used_idx;  // next used slot we fill
+    uint16_t _published; // used index the guest has seen
+    uint16_t _signalled; // used index at the last interrupt decision
 };
 
 } // namespace vuiso::relay

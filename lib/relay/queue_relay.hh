@@ -92,10 +92,10 @@ class queue_relay {
     // What a shadow descriptor stands for (private: the back-end cannot
     // reach it).
     struct shadow_slot {
-        uint8_t* guest;  // writable: where its bytes go back; nullptr otherwise or abandoned
-        uint32_t buf;    // bounce buffer index
-        uint32_t len;    // bytes in it
-        uint16_t next;   // next descriptor of the chain
+        uint8_t* guest; // writable: where its bytes go back; nullptr otherwise or abandoned
+        uint32_t buf;   // bounce buffer index
+        uint32_t len;   // bytes in it
+        uint16_t next;  // next descriptor of the chain
     };
     struct shadow_chain {
         uint16_t guest_head;

@@ -48,12 +48,14 @@ class RelayBlk : public ::testing::Test {
         auto pat = loadgen::pattern(1 << 20, 42);
         std::fstream f(image, std::ios::binary | std::ios::in | std::ios::out);
         f.seekp(32 << 20);
-        f.write(reinterpret_cast<const char*>(pat.data()), static_cast<std::streamsize>(pat.size()));
+        f.write(reinterpret_cast<const char*>(pat.data()),
+                static_cast<std::streamsize>(pat.size()));
         f.close();
         qsd = qsd_peer::start(dir, image, dir.file("blk.sock"));
         guest_sock = dir.file("guest.sock");
         vuiso = vuiso_proc::start(
-            dir, {"vuiso0,guest=" + guest_sock + ",backend=" + qsd.sock + ",isolation=" + isolation},
+            dir,
+            {"vuiso0,guest=" + guest_sock + ",backend=" + qsd.sock + ",isolation=" + isolation},
             {guest_sock});
     }
 
@@ -84,8 +86,8 @@ TEST_F(RelayBlk, GuestDirectIoThroughBounce) {
         if (verdict != "OK")
             continue;
         ++ok;
-        EXPECT_EQ(md5_of_image(image, off, len), sum) << "image differs at " << off << " (" << bs
-                                                      << "-byte blocks)";
+        EXPECT_EQ(md5_of_image(image, off, len), sum)
+            << "image differs at " << off << " (" << bs << "-byte blocks)";
     }
     EXPECT_EQ(ok, 3u) << all;
     vm.proc.wait_exit(10s);

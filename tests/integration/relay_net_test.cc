@@ -12,7 +12,6 @@ using namespace vuiso::testing;
 
 namespace {
 
-
 struct counts {
     uint64_t tx_packets, rx_packets, rx_bytes;
     uint64_t relayed; // chains dpdk-vuiso returned to the receiving side
@@ -24,9 +23,8 @@ counts run_direction(bool guest_sends) {
     temp_dir dir;
     std::string backend_sock = dir.file("net.sock"), guest_sock = dir.file("guest.sock");
     auto backend = testpmd_peer::start(dir, backend_sock, guest_sends ? "rxonly" : "txonly");
-    auto vuiso =
-        vuiso_proc::start(dir, {"vuiso0,guest=" + guest_sock + ",backend=" + backend_sock},
-                          {guest_sock});
+    auto vuiso = vuiso_proc::start(dir, {"vuiso0,guest=" + guest_sock + ",backend=" + backend_sock},
+                                   {guest_sock});
     auto guest = testpmd_peer::start_guest(dir, guest_sock, guest_sends ? "txonly" : "rxonly");
     std::this_thread::sleep_for(3s);
     testpmd_peer& sender = guest_sends ? guest : backend;
@@ -40,7 +38,8 @@ counts run_direction(bool guest_sends) {
     // leave out what arrived before forwarding started.
     counts c{last_number_after(s, "TX-packets:"),
              last_number_after(r.substr(0, r.rfind("Forward statistics")), "RX-packets:"),
-             last_number_after(r, "RX-bytes:"), last_number_after(read_file(vuiso.log), "requests (")};
+             last_number_after(r, "RX-bytes:"),
+             last_number_after(read_file(vuiso.log), "requests (")};
     return c;
 }
 

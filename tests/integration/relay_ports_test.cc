@@ -46,11 +46,11 @@ TEST(RelayPorts, BouncePortAndPassthroughPortInOneProcess) {
     auto net = testpmd_peer::start(dir, dir.file("net.sock"), "macswap");
     auto blk = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"));
     std::string g0 = dir.file("guest0.sock"), g1 = dir.file("guest1.sock");
-    auto v = vuiso_proc::start(dir,
-                               {"vuiso0,guest=" + g0 + ",backend=" + net.sock + ",isolation=bounce",
-                                "vuiso1,guest=" + g1 + ",backend=" + blk.sock +
-                                    ",isolation=passthrough"},
-                               {g0, g1});
+    auto v = vuiso_proc::start(
+        dir,
+        {"vuiso0,guest=" + g0 + ",backend=" + net.sock + ",isolation=bounce",
+         "vuiso1,guest=" + g1 + ",backend=" + blk.sock + ",isolation=passthrough"},
+        {g0, g1});
     auto n = check("net", g0);
     EXPECT_EQ(n.exit_code, 0) << n.out << n.err;
     EXPECT_NE(n.out.find("1000 came back intact"), std::string::npos) << n.out;

@@ -49,11 +49,12 @@ testpmd_peer testpmd_peer::launch(const temp_dir& dir, const std::string& name,
     testpmd_peer t;
     t.log = dir.file(name + ".log");
     t.prefix = dpdk_prefix(name);
-    std::vector<std::string> argv{"stdbuf", "-oL", "dpdk-testpmd", "-l", "0,1", "--no-huge",
-                                  "-m", "256", "--no-pci", "--file-prefix", t.prefix, "--vdev",
-                                  vdev};
+    std::vector<std::string> argv{
+        "stdbuf", "-oL",      "dpdk-testpmd",  "-l",     "0,1",    "--no-huge", "-m",
+        "256",    "--no-pci", "--file-prefix", t.prefix, "--vdev", vdev};
     argv.insert(argv.end(), extra_eal.begin(), extra_eal.end());
-    for (const char* a : {"--", "--stats-period", "1", "--total-num-mbufs", "2048", "--nb-cores", "1"})
+    for (const char* a :
+         {"--", "--stats-period", "1", "--total-num-mbufs", "2048", "--nb-cores", "1"})
         argv.emplace_back(a);
     argv.push_back("--forward-mode=" + fwd);
     t.proc = process::spawn(argv, t.log);

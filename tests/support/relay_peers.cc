@@ -36,9 +36,9 @@ vuiso_proc vuiso_proc::start(const temp_dir& dir, const std::vector<std::string>
     vuiso_proc v;
     v.log = dir.file("vuiso.log");
     v.prefix = dpdk_prefix("vuiso");
-    std::vector<std::string> argv{vuiso_bin(), "--no-huge", "-m",          "256",
-                                  "--no-pci",  "-l",        "0,1",         "--file-prefix",
-                                  v.prefix,    "--log-level", "lib.eal:warning"};
+    std::vector<std::string> argv{
+        vuiso_bin(), "--no-huge",     "-m",     "256",         "--no-pci",       "-l",
+        "0,1",       "--file-prefix", v.prefix, "--log-level", "lib.eal:warning"};
     for (const auto& d : vdevs) {
         argv.push_back("--vdev");
         argv.push_back(d);
@@ -74,13 +74,30 @@ guest_vm guest_vm::start(const temp_dir& dir, const std::string& sock, const std
     std::string dev = device == "blk" ? "vhost-user-blk-pci,chardev=c0,num-queues=1"
                                       // MSI-X with vhost-user-net crashes QEMU 7.2 under TCG
                                       : "virtio-net-pci,netdev=n0,vectors=0";
-    std::vector<std::string> argv{
-        "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-m", mem, "-nodefaults", "-display",
-        "none", "-no-reboot", "-kernel", env_or_throw("VUISO_GUEST_KERNEL"), "-initrd",
-        env_or_throw("VUISO_GUEST_INITRD"), "-append",
-        "console=ttyS0 quiet panic=-1 vuiso.run=" + job + " vuiso.secret=" + secret, "-object",
-        "memory-backend-memfd,id=mem0,size=" + mem + ",share=on", "-numa", "node,memdev=mem0",
-        "-chardev", "socket,id=c0,path=" + sock, "-serial", "file:" + g.console};
+    std::vector<std::string> argv{"qemu-system-x86_64",
+                                  "-machine",
+                                  "q35,accel=tcg",
+                                  "-m",
+                                  mem,
+                                  "-nodefaults",
+                                  "-display",
+                                  "none",
+                                  "-no-reboot",
+                                  "-kernel",
+                                  env_or_throw("VUISO_GUEST_KERNEL"),
+                                  "-initrd",
+                                  env_or_throw("VUISO_GUEST_INITRD"),
+                                  "-append",
+                                  "console=ttyS0 quiet panic=-1 vuiso.run=" + job +
+                                      " vuiso.secret=" + secret,
+                                  "-object",
+                                  "memory-backend-memfd,id=mem0,size=" + mem + ",share=on",
+                                  "-numa",
+                                  "node,memdev=mem0",
+                                  "-chardev",
+                                  "socket,id=c0,path=" + sock,
+                                  "-serial",
+                                  "file:" + g.console};
     if (device != "blk") {
         argv.push_back("-netdev");
         argv.push_back("vhost-user,id=n0,chardev=c0");

@@ -42,11 +42,11 @@ TEST(Negotiation, DeviceBitsPassRingBitsPerSide) {
                        bit(virtio::f_log_all) | bit(vhost_user::f_protocol_features) | 0x46;
     auto g = guest_offer(backend, isolation::bounce);
     ASSERT_TRUE(g);
-    EXPECT_EQ(*g & 0x46, 0x46u);                          // device bits pass
-    EXPECT_TRUE(*g & bit(virtio::f_indirect_desc));       // ours, though the back-end lacks it
-    EXPECT_FALSE(*g & bit(virtio::f_ring_packed));        // never offered
-    EXPECT_FALSE(*g & bit(virtio::f_access_platform));    // never offered
-    EXPECT_FALSE(*g & bit(virtio::f_log_all));            // no migration yet
+    EXPECT_EQ(*g & 0x46, 0x46u);                       // device bits pass
+    EXPECT_TRUE(*g & bit(virtio::f_indirect_desc));    // ours, though the back-end lacks it
+    EXPECT_FALSE(*g & bit(virtio::f_ring_packed));     // never offered
+    EXPECT_FALSE(*g & bit(virtio::f_access_platform)); // never offered
+    EXPECT_FALSE(*g & bit(virtio::f_log_all));         // no migration yet
     auto p = guest_offer(backend, isolation::passthrough);
     ASSERT_TRUE(p);
     EXPECT_FALSE(*p & bit(virtio::f_indirect_desc)); // the back-end runs the rings: its bits
@@ -54,7 +54,7 @@ TEST(Negotiation, DeviceBitsPassRingBitsPerSide) {
 
     uint64_t acked = *g & ~uint64_t{0x40};
     uint64_t s = shadow_features(acked, backend, isolation::bounce);
-    EXPECT_EQ(s & 0x46, 0x06u);                    // the guest's device choice
+    EXPECT_EQ(s & 0x46, 0x06u);                     // the guest's device choice
     EXPECT_FALSE(s & bit(virtio::f_indirect_desc)); // we post direct chains
     EXPECT_TRUE(s & bit(virtio::f_event_idx));      // the shadow side's own choice
     EXPECT_EQ(s & ~backend, 0u);                    // never more than offered
@@ -103,7 +103,11 @@ class Relay : public ::testing::Test {
         queue_setup s{};
         s.guest = {reinterpret_cast<vring::desc*>(g.desc()),
                    reinterpret_cast<uint16_t*>(g.avail(qsize)),
-                   reinterpret_cast<uint16_t*>(g.used(qsize)), qsize, false, 0, 0};
+                   reinterpret_cast<uint16_t*>(g.used(qsize)),
+                   qsize,
+                   false,
+                   0,
+                   0};
         s.memory = &mem;
         s.shadow_desc = sh.desc();
         s.shadow_avail = sh.avail(shadow_size);
@@ -117,7 +121,8 @@ class Relay : public ::testing::Test {
         s.guest_call_fd = call;
         relay = std::make_unique<queue_relay>(s);
         backend = std::make_unique<guest_ring>(guest_ring_layout{
-            reinterpret_cast<vring::desc*>(sh.desc()), reinterpret_cast<uint16_t*>(sh.avail(shadow_size)),
+            reinterpret_cast<vring::desc*>(sh.desc()),
+            reinterpret_cast<uint16_t*>(sh.avail(shadow_size)),
             reinterpret_cast<uint16_t*>(sh.used(shadow_size)), shadow_size, false, 0, 0});
     }
     void TearDown() override {
@@ -141,7 +146,8 @@ class Relay : public ::testing::Test {
             std::reverse(in.begin(), in.end());
             uint32_t w = 0;
             for (uint16_t i = c.first_writable; i < c.pieces && w < in.size(); ++i) {
-                uint32_t m = std::min<uint32_t>(c.piece[i].len, static_cast<uint32_t>(in.size() - w));
+                uint32_t m =
+                    std::min<uint32_t>(c.piece[i].len, static_cast<uint32_t>(in.size() - w));
                 std::memcpy(c.piece[i].ptr, in.data() + w, m);
                 w += m;
             }
@@ -169,8 +175,8 @@ TEST_F(Relay, CopiesBothWaysAcrossBufferBoundaries) {
     // 150 readable bytes in two pieces, 200 writable in one: spans 64-byte buffers.
     for (int i = 0; i < 150; ++i)
         *at(guest_gpa + i) = static_cast<uint8_t>(i);
-    vring::segment segs[] = {{guest_gpa, 100, false}, {guest_gpa + 100, 50, false},
-                             {guest_gpa + 4096, 200, true}};
+    vring::segment segs[] = {
+        {guest_gpa, 100, false}, {guest_gpa + 100, 50, false}, {guest_gpa + 4096, 200, true}};
     int head = guest->add_chain(segs);
     ASSERT_GE(head, 0);
     guest->publish();
