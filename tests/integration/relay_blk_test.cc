@@ -94,6 +94,14 @@ TEST_F(RelayBlk, GuestDirectIoThroughBounce) {
     EXPECT_EQ(vuiso.stop(), 0);
     std::string log = read_file(vuiso.log);
     EXPECT_NE(log.find("device started: bounce"), std::string::npos) << log;
+    // Linux drives the ring with INDIRECT_DESC and EVENT_IDX (bits 28, 29).
+    bool ring_features = false;
+    for (size_t at = log.find("guest features 0x"); at != std::string::npos;
+         at = log.find("guest features 0x", at + 1)) {
+        uint64_t f = std::strtoull(log.c_str() + at + 15, nullptr, 16);
+        ring_features |= (f >> 28 & 3) == 3;
+    }
+    EXPECT_TRUE(ring_features) << log;
     EXPECT_FALSE(std::filesystem::exists(guest_sock)) << "guest socket left behind";
 }
 
