@@ -59,7 +59,6 @@ int main(int argc, char** argv) {
                      rte_strerror(rte_errno));
         return 1;
     }
-    int rc = 0;
     {
         auto w = drivers::workers::start();
         if (!w) {
@@ -92,5 +91,5 @@ int main(int argc, char** argv) {
     }
     rte_eal_cleanup();
     log->info("stopped");
-    return rc;
+    return 0;
 }

@@ -168,14 +168,10 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         s.guest_call_fd = vr.callfd;
         q->relay = std::make_unique<relay::queue_relay>(s);
 
-        VUISO_TRY(_link->set_vring_num(i, S));
-        VUISO_TRY(_link->set_vring_base(i, 0));
-        VUISO_TRY(_link->set_vring_addr(
-            {i, 0, reg.user_addr(*d), reg.user_addr(*u), reg.user_addr(*a), 0}));
-        VUISO_TRY(_link->set_vring_kick(i, q->kick.get()));
-        VUISO_TRY(_link->set_vring_call(i, q->call.get()));
-        if (sf & bit(vhost_user::f_protocol_features))
-            VUISO_TRY(_link->set_vring_enable(i, true));
+        vhost_user::vring_addr addr{i, 0, reg.user_addr(*d), reg.user_addr(*u), reg.user_addr(*a),
+                                    0};
+        VUISO_TRY(_link->start_ring({addr, S, 0, q->kick.get(), q->call.get()},
+                                    sf & bit(vhost_user::f_protocol_features)));
         _queues.push_back(std::move(q));
     }
     for (auto& q : _queues) {
@@ -225,13 +221,8 @@ result<void> port::start_passthrough(int vid, uint64_t gf) {
         uint64_t d = to_vmm(vr.desc), a = to_vmm(vr.avail), u = to_vmm(vr.used);
         if (!d || !a || !u)
             return make_error(EINVAL, fmt::format("ring {} is outside guest memory", i));
-        VUISO_TRY(_link->set_vring_num(i, vr.size));
-        VUISO_TRY(_link->set_vring_base(i, last_avail));
-        VUISO_TRY(_link->set_vring_addr({i, 0, d, u, a, 0}));
-        VUISO_TRY(_link->set_vring_kick(i, vr.kickfd));
-        VUISO_TRY(_link->set_vring_call(i, vr.callfd));
-        if (sf & bit(vhost_user::f_protocol_features))
-            VUISO_TRY(_link->set_vring_enable(i, true));
+        VUISO_TRY(_link->start_ring({{i, 0, d, u, a, 0}, vr.size, last_avail, vr.kickfd, vr.callfd},
+                                    sf & bit(vhost_user::f_protocol_features)));
         auto q = std::make_unique<queue>();
         q->index = i;
         _queues.push_back(std::move(q));
@@ -299,11 +290,7 @@ void port::stop_device(int vid) {
             r.abandon_in_flight();
         }
         rte_vhost_set_vring_base(vid, q->index, r.last_avail(), r.last_used());
-        const auto& c = r.counters();
-        _retired.requests += c.requests;
-        _retired.completions += c.completions;
-        _retired.bytes_to_backend += c.bytes_to_backend;
-        _retired.bytes_to_guest += c.bytes_to_guest;
+        _retired.add(r.counters());
     }
     _queues.clear();
     _log->info("device stopped");
@@ -312,15 +299,9 @@ void port::stop_device(int vid) {
 port::totals port::stats() {
     std::lock_guard g(_mu);
     totals t = _retired;
-    for (auto& q : _queues) {
-        if (!q->relay)
-            continue;
-        const auto& c = q->relay->counters();
-        t.requests += c.requests;
-        t.completions += c.completions;
-        t.bytes_to_backend += c.bytes_to_backend;
-        t.bytes_to_guest += c.bytes_to_guest;
-    }
+    for (auto& q : _queues)
+        if (q->relay)
+            t.add(q->relay->counters());
     return t;
 }
 

@@ -154,6 +154,8 @@ void port::on_destroy_connection(int vid) {
 
 int port::on_pre_message(int vid, void* msg) {
     auto* h = static_cast<msg_head*>(msg);
+    config_head c{};
+    std::memcpy(&c, payload(msg), sizeof(c)); // meaningful for GET/SET_CONFIG only
     std::lock_guard g(_mu);
     switch (h->request) {
     case uint32_t(vhost_user::request::get_queue_num): {
@@ -163,8 +165,6 @@ int port::on_pre_message(int vid, void* msg) {
         return 1;
     }
     case uint32_t(vhost_user::request::get_config): {
-        config_head c;
-        std::memcpy(&c, payload(msg), sizeof(c));
         if (c.size > max_config || !_link)
             return -1;
         auto cfg = _link->get_config(c.offset, c.size, c.flags);
@@ -179,8 +179,6 @@ int port::on_pre_message(int vid, void* msg) {
         return 1;
     }
     case uint32_t(vhost_user::request::set_config): {
-        config_head c;
-        std::memcpy(&c, payload(msg), sizeof(c));
         if (c.size > max_config || !_link)
             return -1;
         auto r = _link->set_config(c.offset, std::span(payload(msg) + sizeof(c), c.size), c.flags);

@@ -54,6 +54,12 @@ class port {
     // Totals over this port's running queues (for the demo and the logs).
     struct totals {
         uint64_t requests = 0, completions = 0, bytes_to_backend = 0, bytes_to_guest = 0;
+        void add(const relay::relay_counters& c) noexcept {
+            requests += c.requests;
+            completions += c.completions;
+            bytes_to_backend += c.bytes_to_backend;
+            bytes_to_guest += c.bytes_to_guest;
+        }
     };
     totals stats();
 

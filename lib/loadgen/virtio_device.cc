@@ -133,16 +133,9 @@ result<void> virtio_device::start_ring(uint16_t index) {
     bool event_idx = _features & bit(virtio::f_event_idx);
     vring::split_driver ring(_mem.at(*d), _mem.at(*a), _mem.at(*u), n, event_idx);
 
-    auto& l = *_link;
-    VUISO_TRY(l.set_vring_num(index, n));
-    VUISO_TRY(l.set_vring_base(index, 0));
     vring_addr addr{index, 0, _mem.user_addr(*d), _mem.user_addr(*u), _mem.user_addr(*a), 0};
-    VUISO_TRY(l.set_vring_addr(addr));
-    VUISO_TRY(l.set_vring_kick(index, kick.get()));
-    VUISO_TRY(l.set_vring_call(index, call.get()));
-    VUISO_TRY(l.set_vring_err(index, err.get()));
-    if (_features & bit(f_protocol_features))
-        VUISO_TRY(l.set_vring_enable(index, true));
+    VUISO_TRY(_link->start_ring({addr, n, 0, kick.get(), call.get(), err.get()},
+                                _features & bit(f_protocol_features)));
     _queues.push_back(std::make_unique<virtio_queue>(std::move(ring), std::move(kick),
                                                      std::move(call), std::move(err)));
     return success();

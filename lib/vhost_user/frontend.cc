@@ -373,4 +373,18 @@ result<void> frontend::set_backend_req_fd(int fd) {
     return send_set(message::make_empty(code(request::set_backend_req_fd)), &fd, 1);
 }
 
+result<void> frontend::start_ring(const ring_start& r, bool enable) {
+    uint32_t i = r.addr.index;
+    VUISO_TRY(set_vring_num(i, r.num));
+    VUISO_TRY(set_vring_base(i, r.base));
+    VUISO_TRY(set_vring_addr(r.addr));
+    VUISO_TRY(set_vring_kick(i, r.kick));
+    VUISO_TRY(set_vring_call(i, r.call));
+    if (r.err >= 0)
+        VUISO_TRY(set_vring_err(i, r.err));
+    if (enable)
+        VUISO_TRY(set_vring_enable(i, true));
+    return success();
+}
+
 } // namespace vuiso::vhost_user

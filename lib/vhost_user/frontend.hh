@@ -93,6 +93,16 @@ class frontend {
     result<void> set_vring_call(uint32_t index, int fd);
     result<void> set_vring_err(uint32_t index, int fd);
     result<void> set_vring_enable(uint32_t index, bool enable);
+    // Brings one ring up in the order back-ends expect: NUM, BASE, ADDR,
+    // KICK, CALL, ERR (if err >= 0), and ENABLE when protocol features were
+    // negotiated (`addr.index` names the ring).
+    struct ring_start {
+        vring_addr addr;
+        uint32_t num;
+        uint32_t base;
+        int kick, call, err = -1;
+    };
+    result<void> start_ring(const ring_start& r, bool enable);
     result<inflight_shm> get_inflight_fd(uint16_t num_queues, uint16_t queue_size);
     result<void> set_inflight_fd(int fd, uint64_t mmap_size, uint64_t mmap_offset,
                                  uint16_t num_queues, uint16_t queue_size);

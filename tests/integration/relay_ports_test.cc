@@ -131,7 +131,7 @@ TEST(RelayCli, NoPortAndNoWorkerAreUsageErrors) {
     r = run({vuiso_bin(), "--no-huge", "-m", "64", "--no-pci", "-l", "0", "--file-prefix", prefix,
              "--vdev", "vuiso0,guest=" + dir.file("g") + ",backend=" + dir.file("b")},
             20s);
-    std::filesystem::remove_all("/var/run/dpdk/" + prefix);
+    remove_dpdk_runtime(prefix);
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find("no worker lcore"), std::string::npos) << r.err;
 }

@@ -101,6 +101,10 @@ testpmd_peer::~testpmd_peer() {
     if (prefix.empty())
         return;
     proc.stop();
+    remove_dpdk_runtime(prefix);
+}
+
+void remove_dpdk_runtime(const std::string& prefix) {
     std::error_code ec;
     std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);
 }

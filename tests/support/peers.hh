@@ -46,6 +46,9 @@ struct testpmd_peer {
 // ("RX-packets:", "TX-bytes:"), or UINT64_MAX if absent.
 uint64_t last_number_after(const std::string& text, const std::string& label);
 
+// Removes what EAL leaves in /var/run/dpdk/<prefix> after its process ends.
+void remove_dpdk_runtime(const std::string& prefix);
+
 // A file-prefix unique to this test process, for every DPDK process it starts.
 std::string dpdk_prefix(const std::string& what);
 

@@ -62,8 +62,7 @@ vuiso_proc::~vuiso_proc() {
     if (prefix.empty())
         return;
     proc.stop();
-    std::error_code ec;
-    std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);
+    remove_dpdk_runtime(prefix);
 }
 
 guest_vm guest_vm::start(const temp_dir& dir, const std::string& sock, const std::string& device,
