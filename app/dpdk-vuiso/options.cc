@@ -2,6 +2,7 @@
 
 #include "common/log.hh"
 
+#include <charconv>
 #include <cstdio>
 #include <fmt/format.h>
 #include <set>
@@ -12,7 +13,7 @@ namespace vuiso::app {
 void print_usage(const char* prog) {
     std::printf(
         "usage: %s [EAL options] --vdev 'vuiso0,guest=PATH,backend=PATH[,...]' [--vdev ...]\n"
-        "          [-- [--log-level LEVEL] [--help]]\n"
+        "          [-- [--log-level LEVEL] [--log-file PATH] [--stats-period N] [--help]]\n"
         "\n"
         "Relays vhost-user devices between a VMM (guest=) and a real back-end (backend=),\n"
         "so that the back-end sees only an isolated region of bounce buffers, never guest "
@@ -32,9 +33,15 @@ void print_usage(const char* prog) {
         "\n"
         "application options (after --):\n"
         "  --log-level LEVEL      trace, debug, info (default), warn, error, off\n"
+        "  --log-file PATH        append log lines (ours and DPDK's) to PATH instead of stderr\n"
+        "  --stats-period N       print a per-port table on stdout every N seconds (1..3600)\n"
         "  --help                 this text\n"
         "\n"
-        "SIGINT or SIGTERM stops every port cleanly and exits 0. Exit 2: bad command line.\n",
+        "Telemetry: dpdk-telemetry.py -f PREFIX, commands /vuiso/ports, /vuiso/port/info,ID,\n"
+        "/vuiso/port/stats,ID, /vuiso/port/queues,ID, /vuiso/lcores (ID: 0 or vuiso0).\n"
+        "\n"
+        "SIGINT or SIGTERM stops every port cleanly and exits 0. Exit 2: bad command line;\n"
+        "exit 1: EAL or a port could not start.\n",
         prog, static_cast<int>(drivers::devargs_help().size()), drivers::devargs_help().data());
 }
 
@@ -74,6 +81,21 @@ result<options> parse_options(int argc, char** argv) {
             if (!log::set_level(o.log_level))
                 return make_error(EINVAL,
                                   fmt::format("--log-level: unknown level '{}'", o.log_level));
+        } else if (a == "--log-file") {
+            if (i + 1 >= argc || !*argv[i + 1])
+                return make_error(EINVAL, "--log-file needs a path");
+            o.log_file = argv[++i];
+        } else if (a == "--stats-period") {
+            if (i + 1 >= argc)
+                return make_error(EINVAL, "--stats-period needs a number of seconds");
+            std::string_view v = argv[++i];
+            unsigned n = 0;
+            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc() || end != v.data() + v.size() || n < 1 || n > 3600)
+                return make_error(EINVAL, fmt::format("--stats-period: '{}' is not a number of "
+                                                      "seconds from 1 to 3600",
+                                                      v));
+            o.stats_period = n;
         } else {
             return make_error(EINVAL, fmt::format("unknown option '{}' (see --help)", a));
         }

@@ -15,6 +15,8 @@ struct options {
     std::vector<std::string> eal_args; // argv[0] first, ports removed
     std::vector<drivers::port_config> ports;
     std::string log_level = "info";
+    std::string log_file;      // empty: stderr
+    unsigned stats_period = 0; // seconds between stats tables; 0: none
     bool help = false;
 };
 

@@ -18,11 +18,6 @@ using vhost_user::bit;
 
 namespace {
 
-// libvhost-user's VIRTQUEUE_MAX_SIZE; room for guest chains that split
-// into more shadow descriptors than they had (pieces above buf-size).
-constexpr uint16_t shadow_ring_size = 1024;
-constexpr uint64_t isolated_iova = 0x100000; // device address of the region's first byte
-
 struct mem_table_deleter {
     void operator()(rte_vhost_memory* m) const noexcept { free(m); }
 };
@@ -82,23 +77,14 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         return std::move(mem).err();
     _memory = std::move(*mem);
 
-    if (!_region) {
-        region::region_options ro;
-        ro.name = _cfg.name;
-        ro.size = _cfg.region_size;
-        ro.iova_base = isolated_iova;
-        auto reg = region::shared_region::create(ro);
-        if (!reg)
-            return std::move(reg).err();
-        _region = std::make_unique<region::shared_region>(std::move(*reg));
-        _log->info("isolated region: {} MiB, {}", _region->size() >> 20,
-                   region::to_string(_region->kind()));
-    }
+    if (!_region)
+        return make_error(EINVAL, "no isolated region"); // created by port::start
     auto& reg = *_region;
     reg.rewind();
 
     uint64_t sf = relay::shadow_features(gf, _backend_features, relay::isolation::bounce);
     VUISO_TRY(_link->set_features(sf));
+    _shadow_features = sf;
     vhost_user::shared_mem sm{reg.fd(), {reg.iova_base(), reg.size(), reg.user_base(), 0}};
     VUISO_TRY(_link->set_mem_table(std::span(&sm, 1)));
 
@@ -139,6 +125,7 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
 
         auto q = std::make_unique<queue>();
         q->index = i;
+        q->guest_ring = vr.size;
         q->kick.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         q->call.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         if (!q->kick || !q->call)
@@ -176,10 +163,10 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
     }
     for (auto& q : _queues) {
         uint16_t resume_at = q->relay->last_avail();
-        q->lcore = _workers.add(q->relay.get());
+        _workers.add(q->relay.get(), _lcore, fmt::format("{}:{}", _cfg.name, q->index));
         _log->info("queue {}: guest ring {} resumes at avail {}, shadow ring {}, {} x {} B bounce "
                    "buffers, lcore {}",
-                   q->index, rings[q->index].size, resume_at, S, per_ring, _cfg.buf_size, q->lcore);
+                   q->index, q->guest_ring, resume_at, S, per_ring, _cfg.buf_size, _lcore);
     }
     _log->info("device started: bounce, {} rings, guest features {:#x}, back-end features {:#x}",
                _queues.size(), gf, sf);
@@ -210,6 +197,7 @@ result<void> port::start_passthrough(int vid, uint64_t gf) {
     };
     uint64_t sf = relay::shadow_features(gf, _backend_features, relay::isolation::passthrough);
     VUISO_TRY(_link->set_features(sf));
+    _shadow_features = sf;
     VUISO_TRY(_link->set_mem_table(regions));
     uint16_t nr = rte_vhost_get_vring_num(vid);
     for (uint16_t i = 0; i < nr; ++i) {
@@ -225,6 +213,7 @@ result<void> port::start_passthrough(int vid, uint64_t gf) {
                                     sf & bit(vhost_user::f_protocol_features)));
         auto q = std::make_unique<queue>();
         q->index = i;
+        q->guest_ring = vr.size;
         _queues.push_back(std::move(q));
     }
     _log->info("device started: passthrough, {} rings, features {:#x}", _queues.size(), sf);
@@ -271,7 +260,7 @@ void port::stop_device(int vid) {
         unsigned moved = 0;
         for (auto& q : _queues)
             if (q->relay)
-                moved += q->relay->poll_completions();
+                moved += q->relay->poll_completions(rte_rdtsc());
         if (moved)
             last_progress = std::chrono::steady_clock::now();
         else
@@ -282,7 +271,7 @@ void port::stop_device(int vid) {
         if (!q->relay)
             continue;
         auto& r = *q->relay;
-        r.poll_completions(); // what the back-end finished before it stopped
+        r.poll_completions(rte_rdtsc()); // what the back-end finished before it stopped
         if (r.in_flight()) {
             _log->info("ring {}: {} requests still at the back-end are abandoned (net rx buffers "
                        "wait for packets that will not come)",
@@ -290,19 +279,39 @@ void port::stop_device(int vid) {
             r.abandon_in_flight();
         }
         rte_vhost_set_vring_base(vid, q->index, r.last_avail(), r.last_used());
-        _retired.add(r.counters());
+        if (_retired.size() <= q->index)
+            _retired.resize(q->index + 1);
+        _retired[q->index].add(r.stats(), true);
     }
     _queues.clear();
     _log->info("device stopped");
 }
 
-port::totals port::stats() {
-    std::lock_guard g(_mu);
-    totals t = _retired;
-    for (auto& q : _queues)
-        if (q->relay)
-            t.add(q->relay->counters());
-    return t;
+relay::queue_stats port::stats() {
+    relay::queue_stats sum;
+    for (auto& q : queues())
+        sum.add(q.stats);
+    return sum;
 }
 
+std::vector<port::queue_info> port::queues() {
+    std::lock_guard g(_mu);
+    std::vector<queue_info> out(std::max(_retired.size(), _queues.size()));
+    for (size_t i = 0; i < out.size(); ++i) {
+        out[i].index = static_cast<uint16_t>(i);
+        if (i < _retired.size())
+            out[i].stats = _retired[i];
+    }
+    for (auto& q : _queues) {
+        queue_info& o = out[q->index];
+        o.running = true;
+        o.lcore = _lcore;
+        o.guest_ring = q->guest_ring;
+        if (q->relay) {
+            o.shadow_ring = shadow_ring_size;
+            o.stats.add(q->relay->stats());
+        }
+    }
+    return out;
+}
 } // namespace vuiso::drivers

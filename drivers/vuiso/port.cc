@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <rte_vhost.h>
 #include <spdlog/spdlog.h>
 
 namespace vuiso::drivers {
@@ -42,8 +43,29 @@ port::~port() {
     stop();
 }
 
-void port::start() {
+result<void> port::start() {
+    std::string region = "none (passthrough)";
+    if (_cfg.mode == relay::isolation::bounce) {
+        region::region_options ro;
+        ro.name = _cfg.name;
+        ro.size = _cfg.region_size;
+        ro.iova_base = isolated_iova;
+        auto reg = region::shared_region::create(ro);
+        if (!reg)
+            return make_error(reg.err().code,
+                              fmt::format("{}: isolated region of {} MiB: {}", _cfg.name,
+                                          _cfg.region_size >> 20, reg.err().message));
+        _region = std::make_unique<region::shared_region>(std::move(*reg));
+        region = fmt::format("{} MiB {}, buffers {} B", _region->size() >> 20,
+                             region::to_string(_region->kind()), _cfg.buf_size);
+    }
+    _lcore = _workers.assign_port();
+    _log->info("guest {} ({}), back-end {} ({}), isolation {}, region {}, lcore {}",
+               _cfg.guest_path, _cfg.guest_client ? "client" : "server", _cfg.backend_path,
+               _cfg.backend_mode == vhost_user::link_mode::client ? "client" : "server",
+               to_string(_cfg.mode), region, _lcore);
     _thread = std::thread([this] { link_thread(); });
+    return success();
 }
 
 void port::stop() {
@@ -158,6 +180,10 @@ int port::on_pre_message(int vid, void* msg) {
     std::memcpy(&c, payload(msg), sizeof(c)); // meaningful for GET/SET_CONFIG only
     std::lock_guard g(_mu);
     switch (h->request) {
+    case uint32_t(vhost_user::request::set_protocol_features):
+        // Seen here because rte_vhost's getter for it is experimental in 22.11.
+        std::memcpy(&_guest_protocol_features, payload(msg), sizeof(uint64_t));
+        return 2;
     case uint32_t(vhost_user::request::get_queue_num): {
         uint64_t n = _backend_queues;
         std::memcpy(payload(msg), &n, sizeof(n));
@@ -215,6 +241,41 @@ int port::on_post_message(int vid, void*) {
             _log->error("restarting the device failed: {}", r.err().message);
     }
     return 2;
+}
+
+port::info_snapshot port::info() {
+    info_snapshot i;
+    std::lock_guard g(_mu);
+    if (!_guest_open)
+        i.guest_state = "closed";
+    else if (_vid < 0)
+        i.guest_state = _cfg.guest_client ? "connecting" : "listening";
+    else
+        i.guest_state = _running ? "running" : "connected";
+    if (_vid >= 0) {
+        rte_vhost_get_negotiated_features(_vid, &i.guest_features);
+        i.guest_protocol_features = _guest_protocol_features;
+    }
+    bool up = _link && _link->connected();
+    i.backend_state = up ? "connected" : "connecting";
+    if (up) {
+        i.backend_offered = _backend_features;
+        i.backend_protocol_features = _link->acked_protocol_features();
+        i.backend_queues = _backend_queues;
+        i.backend_features = _running ? _shadow_features : 0;
+    }
+    i.queues_running = _queues.size();
+    i.lcore = _lcore;
+    i.region_size = _region ? _region->size() : 0;
+    i.region_backing = _region ? std::string(region::to_string(_region->kind())) : "none";
+    for (auto& q : _queues) {
+        if (!q->relay)
+            continue;
+        auto st = q->relay->stats();
+        i.pool_buffers += st[relay::metric::pool_buffers];
+        i.pool_in_use += st[relay::metric::pool_in_use];
+    }
+    return i;
 }
 
 int port::on_new_device(int vid) {

@@ -23,6 +23,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -35,8 +36,10 @@ class port {
     port(const port&) = delete;
     port& operator=(const port&) = delete;
 
-    // Starts the control thread (back-end link, then guest socket).
-    void start();
+    // Creates the isolated region (bounce), picks the port's lcore, logs the
+    // port's startup line and starts the control thread (back-end link, then
+    // guest socket). Fails only on what retrying cannot fix (no memory).
+    result<void> start();
     // Closes the guest socket (stopping a running device), drops the link.
     void stop();
 
@@ -51,24 +54,45 @@ class port {
     int on_pre_message(int vid, void* msg);
     int on_post_message(int vid, void* msg);
 
-    // Totals over this port's running queues (for the demo and the logs).
-    struct totals {
-        uint64_t requests = 0, completions = 0, bytes_to_backend = 0, bytes_to_guest = 0;
-        void add(const relay::relay_counters& c) noexcept {
-            requests += c.requests;
-            completions += c.completions;
-            bytes_to_backend += c.bytes_to_backend;
-            bytes_to_guest += c.bytes_to_guest;
-        }
+    // Statistics: the port's queues, live and torn down, summed per queue
+    // index (a device restart keeps its figures).
+    [[nodiscard]] relay::queue_stats stats();
+    struct queue_info {
+        uint16_t index = 0;
+        bool running = false;
+        unsigned lcore = 0;
+        uint16_t guest_ring = 0, shadow_ring = 0;
+        relay::queue_stats stats;
     };
-    totals stats();
+    [[nodiscard]] std::vector<queue_info> queues();
+
+    // What /vuiso/port/info reports.
+    struct info_snapshot {
+        std::string guest_state; // closed (waiting for the back-end), listening, connected, running
+        std::string backend_state;                                    // connecting, connected
+        uint64_t guest_features = 0, guest_protocol_features = 0;     // negotiated with the VMM
+        uint64_t backend_offered = 0;                                 // the back-end's offer
+        uint64_t backend_features = 0, backend_protocol_features = 0; // negotiated with it
+        uint32_t backend_queues = 0;
+        size_t queues_running = 0;
+        unsigned lcore = 0;
+        size_t region_size = 0;
+        std::string region_backing; // hugetlb, memfd, none (passthrough)
+        uint64_t pool_buffers = 0, pool_in_use = 0;
+    };
+    [[nodiscard]] info_snapshot info();
 
   private:
+    // libvhost-user's VIRTQUEUE_MAX_SIZE; room for guest chains that split
+    // into more shadow descriptors than they had (pieces above buf-size).
+    static constexpr uint16_t shadow_ring_size = 1024;
+    static constexpr uint64_t isolated_iova = 0x100000; // device address of the region's first byte
+
     struct queue {
         uint16_t index = 0;
         std::unique_ptr<relay::queue_relay> relay; // bounce mode only
         unique_fd kick, call;                      // shadow ring eventfds (bounce)
-        unsigned lcore = 0;
+        uint16_t guest_ring = 0;
     };
     void link_thread();
     result<void> connect_backend();
@@ -92,6 +116,9 @@ class port {
     std::unique_ptr<vhost_user::frontend> _link;
     uint64_t _backend_features = 0;
     uint32_t _backend_queues = 1;
+    uint64_t _shadow_features = 0;         // what we set on the back-end for the running device
+    uint64_t _guest_protocol_features = 0; // the VMM's SET_PROTOCOL_FEATURES
+    unsigned _lcore = 0;                   // the relay lcore of this port's queues
 
     std::unique_ptr<region::shared_region> _region; // bounce mode
     vring::guest_memory _memory;
@@ -99,7 +126,7 @@ class port {
     int _vid = -1;
     bool _running = false;
     bool _restart_after_message = false;
-    totals _retired; // counters of queues already torn down
+    std::vector<relay::queue_stats> _retired; // per queue index, of queues torn down
 };
 
 } // namespace vuiso::drivers

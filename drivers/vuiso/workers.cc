@@ -3,6 +3,7 @@
 #include "common/log.hh"
 
 #include <algorithm>
+#include <rte_cycles.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
@@ -31,6 +32,7 @@ result<std::unique_ptr<workers>> workers::start() {
     RTE_LCORE_FOREACH_WORKER(id) {
         auto l = std::make_unique<lcore>();
         l->id = id;
+        l->started_at = l->sampled_at = rte_rdtsc();
         l->queues.store(new std::vector<relay::queue_relay*>());
         w->_lcores.push_back(std::move(l));
     }
@@ -62,11 +64,13 @@ int workers::loop(void* p) {
     unsigned idle = 0;
     while (!self->_stop.load(std::memory_order_relaxed)) {
         const auto* qs = l->queues.load(std::memory_order_acquire);
+        uint64_t now = rte_rdtsc();
         unsigned work = 0;
         for (relay::queue_relay* q : *qs)
-            work += q->poll();
+            work += q->poll(now);
         rte_rcu_qsbr_quiescent(self->_qs, l->id);
         if (work) {
+            l->busy += rte_rdtsc() - now;
             idle = 0;
         } else if (++idle > idle_passes_before_yield) {
             sched_yield();
@@ -79,30 +83,78 @@ int workers::loop(void* p) {
 }
 
 void workers::publish(lcore& l) {
-    auto* fresh = new std::vector<relay::queue_relay*>(l.owned);
+    auto* fresh = new std::vector<relay::queue_relay*>();
+    for (auto& e : l.owned)
+        fresh->push_back(e.q);
     const auto* old = l.queues.exchange(fresh, std::memory_order_acq_rel);
     rte_rcu_qsbr_synchronize(_qs, RTE_QSBR_THRID_INVALID);
     delete old;
 }
 
-unsigned workers::add(relay::queue_relay* q) {
+workers::lcore* workers::find(unsigned id) {
+    for (auto& l : _lcores)
+        if (l->id == id)
+            return l.get();
+    return nullptr;
+}
+
+unsigned workers::assign_port() {
     std::lock_guard g(_mu);
     auto it = std::min_element(_lcores.begin(), _lcores.end(),
-                               [](auto& a, auto& b) { return a->owned.size() < b->owned.size(); });
-    (*it)->owned.push_back(q);
-    publish(**it);
+                               [](auto& a, auto& b) { return a->ports < b->ports; });
+    ++(*it)->ports;
     return (*it)->id;
+}
+
+void workers::add(relay::queue_relay* q, unsigned id, std::string label) {
+    std::lock_guard g(_mu);
+    lcore* l = find(id);
+    if (!l)
+        l = _lcores.front().get();
+    l->owned.push_back({q, std::move(label)});
+    publish(*l);
 }
 
 void workers::remove(relay::queue_relay* q) {
     std::lock_guard g(_mu);
     for (auto& l : _lcores) {
-        auto it = std::find(l->owned.begin(), l->owned.end(), q);
+        auto it = std::find_if(l->owned.begin(), l->owned.end(),
+                               [q](const queue_entry& e) { return e.q == q; });
         if (it == l->owned.end())
             continue;
         l->owned.erase(it);
         publish(*l);
     }
+}
+
+void workers::sample() {
+    std::lock_guard g(_mu);
+    uint64_t now = rte_rdtsc();
+    for (auto& l : _lcores) {
+        uint64_t busy = l->busy.get();
+        uint64_t span = now - l->sampled_at;
+        l->busy_recent = span ? std::min(1.0, double(busy - l->sampled_busy) / double(span)) : 0;
+        l->sampled_busy = busy;
+        l->sampled_at = now;
+    }
+}
+
+std::vector<lcore_info> workers::info() {
+    std::lock_guard g(_mu);
+    uint64_t now = rte_rdtsc();
+    std::vector<lcore_info> out;
+    for (auto& l : _lcores) {
+        lcore_info i;
+        i.id = l->id;
+        for (auto& e : l->owned)
+            i.queues.push_back(e.label);
+        i.ports = l->ports;
+        i.busy_cycles = l->busy.get();
+        i.total_cycles = now - l->started_at;
+        i.busy_recent = l->busy_recent;
+        out.push_back(std::move(i));
+    }
+    return out;
 }
 
 void workers::stop() {

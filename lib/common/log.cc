@@ -1,6 +1,7 @@
 #include "log.hh"
 
 #include <mutex>
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/dist_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -35,6 +36,7 @@ std::shared_ptr<spdlog::logger> get(std::string_view module) {
     auto l = std::make_shared<spdlog::logger>(name, r.sink);
     l->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %n: %v");
     l->set_level(r.level);
+    l->flush_on(spdlog::level::trace); // a control-plane line is rare; never lose one
     spdlog::register_logger(l);
     return l;
 }
@@ -51,6 +53,17 @@ bool set_level(std::string_view level) {
             l->set_level(lvl);
     });
     return true;
+}
+
+result<void> to_file(const std::string& path) {
+    std::shared_ptr<spdlog::sinks::sink> file;
+    try {
+        file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
+    } catch (const spdlog::spdlog_ex& e) {
+        return make_error(EINVAL, fmt::format("--log-file {}: {}", path, e.what()));
+    }
+    reg().sink->set_sinks({file});
+    return success();
 }
 
 } // namespace vuiso::log

@@ -3,7 +3,10 @@
 // spdlog only in .cc files; this header keeps it out of public headers.
 #pragma once
 
+#include "common/result.hh"
+
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace spdlog {
@@ -17,5 +20,8 @@ std::shared_ptr<spdlog::logger> get(std::string_view module);
 
 // Sets the level of every vuiso logger ("trace".."off"); false if unknown.
 bool set_level(std::string_view level);
+
+// From now on every line goes to `path` (appended) instead of stderr.
+result<void> to_file(const std::string& path);
 
 } // namespace vuiso::log

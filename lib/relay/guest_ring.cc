@@ -33,9 +33,9 @@ void guest_ring::put_used(uint16_t head, uint32_t len) noexcept {
     ++_used_idx;
 }
 
-bool guest_ring::publish_used() noexcept {
+guest_ring::notify guest_ring::publish_used() noexcept {
     if (_used_idx == _published)
-        return false;
+        return notify::nothing_new;
     __atomic_store_n(&_used[1], _used_idx, __ATOMIC_RELEASE);
     _published = _used_idx;
     // The guest's wish must be read after the index it will compare with.
@@ -48,7 +48,7 @@ bool guest_ring::publish_used() noexcept {
         irq = !(load_once(&_avail[0]) & vring::avail_f_no_interrupt);
     }
     _signalled = _used_idx;
-    return irq;
+    return irq ? notify::interrupt : notify::suppressed;
 }
 
 void guest_ring::suppress_kicks() noexcept {

@@ -40,9 +40,10 @@ class guest_ring {
 
     // Queues a used entry; publish_used() makes the batch visible.
     void put_used(uint16_t head, uint32_t len) noexcept;
-    // Publishes queued used entries; returns whether the guest wants an
-    // interrupt for them.
-    bool publish_used() noexcept;
+    // Publishes queued used entries and says whether the guest wants an
+    // interrupt for them (EVENT_IDX or the NO_INTERRUPT flag).
+    enum class notify : uint8_t { nothing_new, interrupt, suppressed };
+    notify publish_used() noexcept;
 
     // While we poll, the guest need not kick.
     void suppress_kicks() noexcept;

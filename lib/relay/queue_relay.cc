@@ -26,31 +26,37 @@ queue_relay::queue_relay(const queue_setup& s)
     _shadow.set_interrupts(false); // we poll the shadow used ring
 }
 
-unsigned queue_relay::poll() noexcept {
-    unsigned n = complete();
-    n += submit();
+unsigned queue_relay::poll(uint64_t now) noexcept {
+    unsigned n = complete(now);
+    n += submit(now);
     finish(_guest.publish_used());
+    if (n)
+        _c.pool_in_use.set(_pool.capacity() - _pool.available());
     return n;
 }
 
-unsigned queue_relay::poll_completions() noexcept {
-    unsigned n = complete();
+unsigned queue_relay::poll_completions(uint64_t now) noexcept {
+    unsigned n = complete(now);
     finish(_guest.publish_used());
+    if (n)
+        _c.pool_in_use.set(_pool.capacity() - _pool.available());
     return n;
 }
 
-void queue_relay::finish(bool guest_wants_irq) noexcept {
-    if (!guest_wants_irq)
-        return;
-    if (_call_fd >= 0) {
-        signal_fd(_call_fd);
-        ++_c.guest_irqs;
-    } else {
+void queue_relay::finish(guest_ring::notify n) noexcept {
+    if (n == guest_ring::notify::suppressed) {
         ++_c.guest_irqs_suppressed;
+    } else if (n == guest_ring::notify::interrupt) {
+        if (_call_fd >= 0) {
+            signal_fd(_call_fd);
+            ++_c.guest_irqs;
+        } else {
+            ++_c.guest_irqs_suppressed; // wanted, but the guest gave no call fd: it polls
+        }
     }
 }
 
-unsigned queue_relay::complete() noexcept {
+unsigned queue_relay::complete(uint64_t now) noexcept {
     unsigned n = _shadow.poll_used(_done);
     for (unsigned i = 0; i < n; ++i) {
         uint16_t sh = _done[i].head;
@@ -72,13 +78,14 @@ unsigned queue_relay::complete() noexcept {
         uint32_t copied = _done[i].len - left;
         _c.bytes_to_guest += copied;
         ++_c.completions;
+        _latency.record(now - ch.posted_at);
         _guest_busy[ch.guest_head] = 0;
         _guest.put_used(ch.guest_head, copied);
     }
     return n;
 }
 
-unsigned queue_relay::submit() noexcept {
+unsigned queue_relay::submit(uint64_t now) noexcept {
     bool jumped;
     uint16_t n = std::min<uint16_t>(_guest.pending(jumped), batch);
     if (jumped != _jumped) { // count each episode once, not every poll
@@ -88,7 +95,7 @@ unsigned queue_relay::submit() noexcept {
     uint16_t k = 0;
     bool stalled = false;
     for (; k < n; ++k) {
-        if (relay_chain(_guest.head(k)) == verdict::wait) {
+        if (relay_chain(_guest.head(k), now) == verdict::wait) {
             stalled = true;
             break;
         }
@@ -102,7 +109,7 @@ unsigned queue_relay::submit() noexcept {
     return k;
 }
 
-queue_relay::verdict queue_relay::relay_chain(uint16_t head) noexcept {
+queue_relay::verdict queue_relay::relay_chain(uint16_t head, uint64_t now) noexcept {
     if (head >= _guest.size()) [[unlikely]] {
         // An invalid head cannot be returned to the guest: skip it.
         ++_c.bad_chain[size_t(vring::chain_error::head_out_of_range)];
@@ -151,17 +158,58 @@ queue_relay::verdict queue_relay::relay_chain(uint16_t head) noexcept {
         _stage[i].next = i + 1 < s ? _ids[i + 1] : 0;
         _slot[_ids[i]] = _stage[i];
     }
-    _chain[sh] = shadow_chain{head, s, false};
+    _chain[sh] = shadow_chain{now, head, s, false};
     _guest_busy[head] = 1;
-    _c.requests++;
+    ++_c.requests;
     _c.bytes_to_backend += _walked.readable_bytes;
     return verdict::posted;
 }
 
 void queue_relay::abandon_in_flight() noexcept {
+    _c.abandoned += _shadow.in_flight();
     for (uint16_t i = 0; i < _shadow.size(); ++i)
         _chain[i].abandoned = true; // free chains are rewritten when reused
     std::fill_n(_guest_busy.get(), _guest.size(), uint8_t{0});
+}
+
+} // namespace vuiso::relay
+
+namespace vuiso::relay {
+
+queue_stats queue_relay::stats() const noexcept {
+    queue_stats s;
+    const vring::driver_counters& d = _shadow.counters();
+    s[metric::requests] = _c.requests;
+    s[metric::completions] = _c.completions;
+    s[metric::abandoned] = _c.abandoned;
+    // Derived from the counters, not read from the ring the lcore owns.
+    uint64_t settled = s[metric::completions] + s[metric::abandoned];
+    s[metric::in_flight] = s[metric::requests] > settled ? s[metric::requests] - settled : 0;
+    s[metric::bytes_to_backend] = _c.bytes_to_backend;
+    s[metric::bytes_to_guest] = _c.bytes_to_guest;
+    s[metric::backpressure] = _c.backpressure;
+    uint64_t bad = 0;
+    for (size_t i = 0; i < chain_error_count; ++i)
+        bad += s.bad_chain[i] = _c.bad_chain[i];
+    s[metric::guest_duplicate_head] = _c.duplicate_head;
+    s[metric::guest_too_large] = _c.too_large;
+    s[metric::guest_avail_jumps] = _c.avail_jumps;
+    s[metric::guest_rejected] = bad + s[metric::guest_duplicate_head] + s[metric::guest_too_large] +
+                                s[metric::guest_avail_jumps];
+    s[metric::backend_bad_used_id] = d.bad_used_id;
+    s[metric::backend_used_idx_jumps] = d.used_idx_jumps;
+    s[metric::backend_len_clamped] = d.len_clamped;
+    s[metric::backend_rejected] = s[metric::backend_bad_used_id] +
+                                  s[metric::backend_used_idx_jumps] +
+                                  s[metric::backend_len_clamped];
+    s[metric::backend_kicks] = d.kicks;
+    s[metric::backend_kicks_suppressed] = d.kicks_suppressed;
+    s[metric::guest_irqs] = _c.guest_irqs;
+    s[metric::guest_irqs_suppressed] = _c.guest_irqs_suppressed;
+    s[metric::pool_buffers] = _pool.capacity();
+    s[metric::pool_in_use] = _c.pool_in_use;
+    s.latency = _latency.snapshot();
+    return s;
 }
 
 } // namespace vuiso::relay

@@ -15,6 +15,8 @@
 
 #include "relay/bounce_pool.hh"
 #include "relay/guest_ring.hh"
+#include "relay/latency_histogram.hh"
+#include "relay/queue_stats.hh"
 #include "vring/chain_walker.hh"
 #include "vring/split_driver.hh"
 
@@ -24,18 +26,21 @@
 
 namespace vuiso::relay {
 
+// Written only by the lcore that runs the queue (see common/counter.hh).
 struct relay_counters {
-    uint64_t requests = 0;    // guest chains posted to the back-end
-    uint64_t completions = 0; // guest chains returned after the back-end's used entry
-    uint64_t bytes_to_backend = 0;
-    uint64_t bytes_to_guest = 0;
-    uint64_t backpressure = 0; // times the queue stalled on an empty pool or shadow ring
-    std::array<uint64_t, size_t(vring::chain_error::count_)> bad_chain{}; // by walker verdict
-    uint64_t duplicate_head = 0; // a head posted again while in flight
-    uint64_t too_large = 0;      // a chain bigger than the whole pool or shadow ring
-    uint64_t avail_jumps = 0;    // avail index more than a ring ahead
-    uint64_t guest_irqs = 0;
-    uint64_t guest_irqs_suppressed = 0;
+    counter requests;    // guest chains posted to the back-end
+    counter completions; // guest chains returned after the back-end's used entry
+    counter bytes_to_backend;
+    counter bytes_to_guest;
+    counter backpressure; // times the queue stalled on an empty pool or shadow ring
+    std::array<counter, size_t(vring::chain_error::count_)> bad_chain{}; // by walker verdict
+    counter duplicate_head; // a head posted again while in flight
+    counter too_large;      // a chain bigger than the whole pool or shadow ring
+    counter avail_jumps;    // avail index more than a ring ahead
+    counter guest_irqs;
+    counter guest_irqs_suppressed;
+    counter abandoned;   // in flight when the device stopped
+    counter pool_in_use; // gauge, refreshed on every pass that moved something
 };
 
 struct queue_setup {
@@ -63,10 +68,12 @@ class queue_relay {
     explicit queue_relay(const queue_setup& s);
 
     // One pass: harvest completions, take new guest chains, publish both
-    // sides. Returns how many chains moved.
-    unsigned poll() noexcept;
+    // sides. Returns how many chains moved. `now` is the TSC (one read per
+    // lcore pass): chains posted are stamped with it, completions measured
+    // against it.
+    unsigned poll(uint64_t now) noexcept;
     // Completions only (used while draining a stopped queue).
-    unsigned poll_completions() noexcept;
+    unsigned poll_completions(uint64_t now) noexcept;
 
     // Forget the guest side of what is in flight: later completions free
     // their buffers but write nothing to the guest (its memory is going away).
@@ -81,13 +88,16 @@ class queue_relay {
         return _shadow.counters();
     }
     [[nodiscard]] const bounce_pool& pool() const noexcept { return _pool; }
+    // A snapshot of every counter and the latency histogram; safe from any
+    // thread while an lcore runs the queue.
+    [[nodiscard]] queue_stats stats() const noexcept;
 
   private:
     enum class verdict { posted, returned, wait };
-    unsigned complete() noexcept;
-    unsigned submit() noexcept;
-    verdict relay_chain(uint16_t head) noexcept;
-    void finish(bool guest_wants_irq) noexcept;
+    unsigned complete(uint64_t now) noexcept;
+    unsigned submit(uint64_t now) noexcept;
+    verdict relay_chain(uint16_t head, uint64_t now) noexcept;
+    void finish(guest_ring::notify n) noexcept;
 
     // What a shadow descriptor stands for (private: the back-end cannot
     // reach it).
@@ -98,6 +108,7 @@ class queue_relay {
         uint16_t next;  // next descriptor of the chain
     };
     struct shadow_chain {
+        uint64_t posted_at; // TSC
         uint16_t guest_head;
         uint16_t ndesc;
         bool abandoned;
@@ -109,7 +120,8 @@ class queue_relay {
     bounce_pool _pool;
     int _kick_fd, _call_fd;
     bool _stalled = false, _jumped = false;
-    relay_counters _c;
+    alignas(64) relay_counters _c; // own cache lines: readers do not disturb the hot fields
+    latency_histogram _latency;
 
     std::unique_ptr<shadow_slot[]> _slot;    // per shadow descriptor
     std::unique_ptr<shadow_chain[]> _chain;  // per shadow head

@@ -10,6 +10,7 @@
 // Fast path: noexcept, no allocation after construction, no syscall.
 #pragma once
 
+#include "common/counter.hh"
 #include "vring/split_ring.hh"
 
 #include <cstdint>
@@ -29,14 +30,15 @@ struct completion {
     uint32_t len; // as reported by the device, clamped to the chain's writable bytes
 };
 
+// Written by the one thread that drives the ring, readable from any other.
 struct driver_counters {
-    uint64_t posted = 0;
-    uint64_t completed = 0;
-    uint64_t bad_used_id = 0;    // id out of range or not in flight
-    uint64_t used_idx_jumps = 0; // used index ran past what is in flight
-    uint64_t len_clamped = 0;    // used len above the writable capacity
-    uint64_t kicks = 0;
-    uint64_t kicks_suppressed = 0;
+    counter posted;
+    counter completed;
+    counter bad_used_id;    // id out of range or not in flight
+    counter used_idx_jumps; // used index ran past what is in flight
+    counter len_clamped;    // used len above the writable capacity
+    counter kicks;
+    counter kicks_suppressed;
 };
 
 class split_driver {

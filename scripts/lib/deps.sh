@@ -5,6 +5,7 @@ VUISO_PACKAGES=(
     meson ninja-build pkg-config g++ python3
     libdpdk-dev dpdk dpdk-dev          # DPDK 22.11, dpdk-testpmd, dpdk-telemetry.py
     libspdlog-dev libfmt-dev libnuma-dev libgtest-dev
+    nlohmann-json3-dev                 # tests: parses dpdk-telemetry.py replies
     qemu-system-x86 qemu-utils         # qemu-storage-daemon, qemu-system-x86_64
     clang-format
     cpio                               # packs the test guest's initramfs

@@ -5,12 +5,14 @@
 #include "relay/bounce_pool.hh"
 #include "relay/negotiation.hh"
 #include "relay/queue_relay.hh"
+#include "relay/queue_stats.hh"
 #include "vhost_user/protocol.hh"
 #include "virtio/features.hh"
 
 #include <cstring>
 #include <gtest/gtest.h>
 #include <numeric>
+#include <set>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <vector>
@@ -160,6 +162,9 @@ class Relay : public ::testing::Test {
 
     uint8_t* at(uint64_t gpa) { return guest_ram.data() + (gpa - guest_gpa); }
 
+    // One relay pass, `cycles` of "TSC" after the previous one.
+    unsigned poll(uint64_t cycles = 100) { return relay->poll(now += cycles); }
+
     std::vector<uint8_t> guest_ram, region;
     vring::guest_memory mem, region_mem;
     ring_mem g, sh;
@@ -167,6 +172,7 @@ class Relay : public ::testing::Test {
     std::unique_ptr<queue_relay> relay;
     std::unique_ptr<guest_ring> backend;
     int kick = -1, call = -1;
+    uint64_t now = 1000;
 };
 
 } // namespace
@@ -180,11 +186,11 @@ TEST_F(Relay, CopiesBothWaysAcrossBufferBoundaries) {
     int head = guest->add_chain(segs);
     ASSERT_GE(head, 0);
     guest->publish();
-    EXPECT_EQ(relay->poll(), 1u);
+    EXPECT_EQ(poll(), 1u);
     EXPECT_EQ(relay->in_flight(), 1u);
     EXPECT_EQ(relay->pool().available(), 16u - 7); // ceil(100/64) + ceil(50/64) + ceil(200/64)
     EXPECT_EQ(serve(), 1u);
-    EXPECT_EQ(relay->poll(), 1u);
+    EXPECT_EQ(poll(), 1u);
     vring::completion done[4];
     ASSERT_EQ(guest->poll_used(done), 1u);
     EXPECT_EQ(done[0].head, head);
@@ -201,9 +207,9 @@ TEST_F(Relay, ClampsTheBackendsLenToTheWritableBytes) {
     vring::segment segs[] = {{guest_gpa, 10, false}, {guest_gpa + 4096, 10, true}};
     guest->add_chain(segs);
     guest->publish();
-    relay->poll();
+    poll();
     serve(1000); // claims 1010 bytes into a 10-byte buffer
-    relay->poll();
+    poll();
     vring::completion done[1];
     ASSERT_EQ(guest->poll_used(done), 1u);
     EXPECT_EQ(done[0].len, 10u);
@@ -217,14 +223,14 @@ TEST_F(Relay, EmptyPoolIsBackpressureNotADrop) {
     for (int i = 0; i < 3; ++i)
         ASSERT_GE(guest->add_chain(segs), 0);
     guest->publish();
-    relay->poll();
+    poll();
     EXPECT_EQ(relay->in_flight(), 2u);
     EXPECT_EQ(relay->counters().backpressure, 1u);
     serve();
-    relay->poll(); // completes two, then takes the third
+    poll(); // completes two, then takes the third
     EXPECT_EQ(relay->in_flight(), 1u);
     serve();
-    relay->poll();
+    poll();
     vring::completion done[4];
     EXPECT_EQ(guest->poll_used(done), 3u);
     EXPECT_EQ(relay->counters().completions, 3u);
@@ -238,11 +244,11 @@ TEST_F(Relay, BadChainsAreReturnedEmptyAndCounted) {
     vring::segment fine[] = {{guest_gpa, 8, false}, {guest_gpa + 4096, 8, true}};
     int ok = guest->add_chain(fine);
     guest->publish();
-    relay->poll();
+    poll();
     EXPECT_EQ(relay->counters().bad_chain[size_t(vring::chain_error::unmapped)], 1u);
     EXPECT_EQ(relay->counters().too_large, 1u);
     serve();
-    relay->poll();
+    poll();
     vring::completion done[4];
     ASSERT_EQ(guest->poll_used(done), 3u);
     for (auto& d : std::span(done, 3)) {
@@ -259,12 +265,118 @@ TEST_F(Relay, AbandonedRequestsNeverTouchTheGuest) {
     std::memcpy(at(guest_gpa), "abcd", 4);
     guest->add_chain(segs);
     guest->publish();
-    relay->poll();
+    poll();
     relay->abandon_in_flight();
     serve();
-    relay->poll();
+    poll();
     vring::completion done[1];
     EXPECT_EQ(guest->poll_used(done), 0u);
     EXPECT_EQ(*at(guest_gpa + 4096), 0);
     EXPECT_EQ(relay->pool().available(), 16u) << "buffers of abandoned requests leak";
+}
+
+TEST_F(Relay, StatsCountEveryRequestAndTimeEveryCompletion) {
+    vring::segment segs[] = {{guest_gpa, 16, false}, {guest_gpa + 4096, 100, true}};
+    for (int i = 0; i < 3; ++i)
+        ASSERT_GE(guest->add_chain(segs), 0);
+    guest->publish();
+    poll(); // posts three at t0
+    queue_stats mid = relay->stats();
+    EXPECT_EQ(mid[metric::requests], 3u);
+    EXPECT_EQ(mid[metric::in_flight], 3u);
+    EXPECT_EQ(mid[metric::pool_in_use], 9u); // 16 readable bytes: 1 buffer; 100 writable: 2
+    EXPECT_EQ(mid[metric::pool_buffers], 16u);
+    EXPECT_EQ(mid.latency.samples(), 0u);
+    serve();
+    poll(5000); // completes them 5000 cycles later
+    queue_stats s = relay->stats();
+    EXPECT_EQ(s[metric::completions], 3u);
+    EXPECT_EQ(s[metric::in_flight], 0u);
+    EXPECT_EQ(s[metric::pool_in_use], 0u);
+    EXPECT_EQ(s[metric::bytes_to_backend], 48u);
+    EXPECT_EQ(s[metric::bytes_to_guest], 48u); // the back-end wrote back what it read
+    EXPECT_EQ(s.latency.samples(), s[metric::completions]);
+    uint64_t p50 = s.latency.quantile(0.5);
+    EXPECT_GE(p50, 5000u * 15 / 16);
+    EXPECT_LE(p50, 5000u * 17 / 16);
+    EXPECT_EQ(s[metric::backend_kicks] + s[metric::backend_kicks_suppressed], 1u); // one publish
+    EXPECT_EQ(s[metric::guest_irqs], 1u); // one used publish, the guest did not opt out
+}
+
+TEST_F(Relay, StatsCountRejectsByReasonAndAbandonedRequests) {
+    vring::segment outside[] = {{guest_gpa + (2 << 20), 64, false}};
+    guest->add_chain(outside);
+    vring::segment fine[] = {{guest_gpa, 8, false}, {guest_gpa + 4096, 8, true}};
+    guest->add_chain(fine);
+    guest->publish();
+    poll();
+    relay->abandon_in_flight();
+    queue_stats s = relay->stats();
+    EXPECT_EQ(s.bad_chain[size_t(vring::chain_error::unmapped)], 1u);
+    EXPECT_EQ(s[metric::guest_rejected], 1u);
+    EXPECT_EQ(s[metric::abandoned], 1u);
+    EXPECT_EQ(s[metric::in_flight], 0u);
+    EXPECT_EQ(s.latency.samples(), 0u);
+}
+
+TEST(QueueStats, RetiredQueuesAddCountersButNotGauges) {
+    queue_stats a, b;
+    a[metric::requests] = 5;
+    a[metric::in_flight] = 2;
+    a.latency.bucket[latency_bucket(1000)] = 5;
+    b[metric::requests] = 7;
+    b[metric::in_flight] = 1;
+    b.latency.bucket[latency_bucket(10)] = 7;
+    queue_stats sum = a;
+    sum.add(b, true);
+    EXPECT_EQ(sum[metric::requests], 12u);
+    EXPECT_EQ(sum[metric::in_flight], 2u);
+    EXPECT_EQ(sum.latency.samples(), 12u);
+    sum.add(b);
+    EXPECT_EQ(sum[metric::in_flight], 3u);
+}
+
+TEST(QueueStats, NamesAreDistinctTelemetryKeys) {
+    std::set<std::string_view> seen;
+    auto valid = [](std::string_view n) {
+        return !n.empty() && std::all_of(n.begin(), n.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+        });
+    };
+    for (size_t i = 0; i < stat_count; ++i) {
+        EXPECT_TRUE(valid(name_of(metric(i)))) << name_of(metric(i));
+        EXPECT_TRUE(seen.insert(name_of(metric(i))).second) << name_of(metric(i));
+    }
+    for (size_t i = 0; i < chain_error_count; ++i) {
+        auto n = bad_chain_name(vring::chain_error(i));
+        EXPECT_TRUE(valid(n)) << n;
+        EXPECT_TRUE(seen.insert(n).second) << n;
+    }
+}
+
+TEST(LatencyHistogram, BucketsAreContiguousAndTight) {
+    for (size_t b = 1; b < latency_buckets; ++b) {
+        uint64_t lo = latency_bucket_floor(b);
+        ASSERT_GT(lo, latency_bucket_floor(b - 1)) << b;
+        ASSERT_EQ(latency_bucket(lo), b) << b;
+        ASSERT_EQ(latency_bucket(lo - 1), b - 1) << b;
+        if (b + 1 < latency_buckets && lo >= latency_linear) { // at most 1/8 wide
+            ASSERT_LE(latency_bucket_floor(b + 1) - lo, lo / 8) << b;
+        }
+    }
+}
+
+TEST(LatencyHistogram, QuantilesFollowTheSamples) {
+    latency_histogram h;
+    for (uint64_t v = 1; v <= 1000; ++v)
+        h.record(v * 100); // 100 .. 100000 cycles, uniform
+    latency_snapshot s = h.snapshot();
+    EXPECT_EQ(s.samples(), 1000u);
+    auto near = [](uint64_t got, uint64_t want) {
+        return got >= want - want / 8 && got <= want + want / 8;
+    };
+    EXPECT_TRUE(near(s.quantile(0.5), 50000)) << s.quantile(0.5);
+    EXPECT_TRUE(near(s.quantile(0.99), 99000)) << s.quantile(0.99);
+    EXPECT_TRUE(near(s.quantile(0.999), 99900)) << s.quantile(0.999);
+    EXPECT_EQ(latency_snapshot{}.quantile(0.5), 0u);
 }
