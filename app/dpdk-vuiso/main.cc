@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
     }
     int rc = 0;
     {
-        auto w = drivers::workers::start();
+        auto w = drivers::workers::start(std::chrono::milliseconds(opts->idle_ms));
         if (!w) {
             log->error("{}", w.err().message);
             rte_eal_cleanup();

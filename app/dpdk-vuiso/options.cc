@@ -13,7 +13,7 @@ namespace vuiso::app {
 void print_usage(const char* prog) {
     std::printf(
         "usage: %s [EAL options] --vdev 'vuiso0,guest=PATH,backend=PATH[,...]' [--vdev ...]\n"
-        "          [-- [--log-level LEVEL] [--log-file PATH] [--stats-period N] [--help]]\n"
+        "          [-- [--log-level LEVEL] [--log-file PATH] [--stats-period N] [--idle-ms N] [--help]]\n"
         "\n"
         "Relays vhost-user devices between a VMM (guest=) and a real back-end (backend=),\n"
         "so that the back-end sees only an isolated region of bounce buffers, never guest "
@@ -35,6 +35,8 @@ void print_usage(const char* prog) {
         "  --log-level LEVEL      trace, debug, info (default), warn, error, off\n"
         "  --log-file PATH        append log lines (ours and DPDK's) to PATH instead of stderr\n"
         "  --stats-period N       print a per-port table on stdout every N seconds (1..3600)\n"
+        "  --idle-ms N            a relay lcore whose queues are idle N ms sleeps until a guest\n"
+        "                         kick or back-end interrupt (default 100; 0: always poll)\n"
         "  --help                 this text\n"
         "\n"
         "Telemetry: dpdk-telemetry.py -f PREFIX, commands /vuiso/ports, /vuiso/port/info,ID,\n"
@@ -70,6 +72,20 @@ result<options> parse_options(int argc, char** argv) {
             o.eal_args.emplace_back(a);
         }
     }
+    // "--opt N" with lo <= N <= hi.
+    auto take_number = [&](std::string_view opt, unsigned lo, unsigned hi,
+                           unsigned& out) -> result<void> {
+        if (i + 1 >= argc)
+            return make_error(EINVAL, fmt::format("{} needs a number", opt));
+        std::string_view v = argv[++i];
+        unsigned n = 0;
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi)
+            return make_error(EINVAL,
+                              fmt::format("{}: '{}' is not a number from {} to {}", opt, v, lo, hi));
+        out = n;
+        return success();
+    };
     for (++i; i < argc; ++i) {
         std::string_view a = argv[i];
         if (a == "-h" || a == "--help") {
@@ -86,16 +102,9 @@ result<options> parse_options(int argc, char** argv) {
                 return make_error(EINVAL, "--log-file needs a path");
             o.log_file = argv[++i];
         } else if (a == "--stats-period") {
-            if (i + 1 >= argc)
-                return make_error(EINVAL, "--stats-period needs a number of seconds");
-            std::string_view v = argv[++i];
-            unsigned n = 0;
-            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-            if (ec != std::errc() || end != v.data() + v.size() || n < 1 || n > 3600)
-                return make_error(EINVAL, fmt::format("--stats-period: '{}' is not a number of "
-                                                      "seconds from 1 to 3600",
-                                                      v));
-            o.stats_period = n;
+            VUISO_TRY(take_number(a, 1, 3600, o.stats_period));
+        } else if (a == "--idle-ms") {
+            VUISO_TRY(take_number(a, 0, 60000, o.idle_ms));
         } else {
             return make_error(EINVAL, fmt::format("unknown option '{}' (see --help)", a));
         }

@@ -17,6 +17,7 @@ struct options {
     std::string log_level = "info";
     std::string log_file;      // empty: stderr
     unsigned stats_period = 0; // seconds between stats tables; 0: none
+    unsigned idle_ms = 100;    // an lcore idle this long sleeps until an event; 0: always poll
     bool help = false;
 };
 

@@ -1,5 +1,7 @@
 #include "drivers/vuiso/devargs.hh"
 
+#include "common/size.hh"
+
 #include <array>
 #include <charconv>
 #include <fmt/format.h>
@@ -11,28 +13,6 @@ namespace {
 
 constexpr std::array known_keys{"guest",        "backend",     "isolation", "guest-mode",
                                 "backend-mode", "region-size", "buf-size"};
-
-// "4096", "64K", "64M", "1G" -> bytes.
-bool parse_size(std::string_view s, uint64_t& out) {
-    uint64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p == s.data())
-        return false;
-    std::string_view unit(p, static_cast<size_t>(s.data() + s.size() - p));
-    unsigned shift = 0;
-    if (unit == "K" || unit == "k")
-        shift = 10;
-    else if (unit == "M" || unit == "m")
-        shift = 20;
-    else if (unit == "G" || unit == "g")
-        shift = 30;
-    else if (!unit.empty())
-        return false;
-    if (v > (UINT64_MAX >> shift))
-        return false;
-    out = v << shift;
-    return true;
-}
 
 error bad(std::string_view port, std::string_view key, std::string_view what) {
     return make_error(EINVAL, fmt::format("{}: devarg '{}': {}", port, key, what));

@@ -153,6 +153,8 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         s.buf_count = per_ring;
         s.backend_kick_fd = q->kick.get();
         s.guest_call_fd = vr.callfd;
+        s.guest_kick_fd = vr.kickfd;
+        s.backend_call_fd = q->call.get();
         q->relay = std::make_unique<relay::queue_relay>(s);
 
         vhost_user::vring_addr addr{i, 0, reg.user_addr(*d), reg.user_addr(*u), reg.user_addr(*a),

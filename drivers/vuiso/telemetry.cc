@@ -67,7 +67,7 @@ class dict {
     bool _owned = false;
 };
 
-void latency(dict& d, const relay::latency_snapshot& l) {
+void latency(dict& d, const latency_snapshot& l) {
     dict out;
     out.u64("samples", l.samples()).u64("tsc_hz", rte_get_tsc_hz());
     constexpr std::pair<const char*, double> qs[] = {{"p50", 0.5}, {"p99", 0.99}, {"p99_9", 0.999}};
@@ -208,7 +208,9 @@ int cmd_lcores(const char*, const char*, rte_tel_data* d) {
             ld.u64("ports", l.ports)
                 .str("busy_percent", fmt::format("{:.1f}", l.busy_recent * 100))
                 .u64("busy_cycles", l.busy_cycles)
-                .u64("total_cycles", l.total_cycles);
+                .u64("total_cycles", l.total_cycles)
+                .str("state", l.sleeping ? "sleeping" : "polling")
+                .u64("sleeps", l.sleeps);
             r.sub(fmt::format("lcore{}", l.id).c_str(), ld);
         }
     });

@@ -10,6 +10,10 @@
 #include <rte_pause.h>
 #include <rte_rcu_qsbr.h>
 #include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <array>
 #include <spdlog/spdlog.h>
 
 namespace vuiso::drivers {
@@ -26,14 +30,18 @@ constexpr unsigned idle_passes_before_yield = 4096;
 
 } // namespace
 
-result<std::unique_ptr<workers>> workers::start() {
+result<std::unique_ptr<workers>> workers::start(std::chrono::milliseconds sleep_after) {
     std::unique_ptr<workers> w(new workers());
+    w->_sleep_after = static_cast<uint64_t>(sleep_after.count()) * rte_get_tsc_hz() / 1000;
     unsigned id;
     RTE_LCORE_FOREACH_WORKER(id) {
         auto l = std::make_unique<lcore>();
         l->id = id;
+        l->wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        if (!l->wake)
+            return make_error(errno, "eventfd failed");
         l->started_at = l->sampled_at = rte_rdtsc();
-        l->queues.store(new std::vector<relay::queue_relay*>());
+        l->queues.store(new queue_list{0, {}});
         w->_lcores.push_back(std::move(l));
     }
     if (w->_lcores.empty())
@@ -62,31 +70,82 @@ int workers::loop(void* p) {
     delete arg;
     rte_rcu_qsbr_thread_online(self->_qs, l->id);
     unsigned idle = 0;
+    uint64_t idle_since = rte_rdtsc();
     while (!self->_stop.load(std::memory_order_relaxed)) {
+        // The list is used only between this load and the quiescent report.
         const auto* qs = l->queues.load(std::memory_order_acquire);
         uint64_t now = rte_rdtsc();
         unsigned work = 0;
-        for (relay::queue_relay* q : *qs)
+        for (relay::queue_relay* q : qs->queues)
             work += q->poll(now);
-        rte_rcu_qsbr_quiescent(self->_qs, l->id);
         if (work) {
             l->busy += rte_rdtsc() - now;
             idle = 0;
+            idle_since = now;
+        } else if (self->_sleep_after && now - idle_since > self->_sleep_after) {
+            if (self->sleep(*l, *qs)) { // an event: poll a whole idle period again
+                idle = 0;
+                idle_since = rte_rdtsc();
+            }
         } else if (++idle > idle_passes_before_yield) {
             sched_yield();
         } else {
             rte_pause();
         }
+        rte_rcu_qsbr_quiescent(self->_qs, l->id);
     }
     rte_rcu_qsbr_thread_offline(self->_qs, l->id);
     return 0;
 }
 
+bool workers::sleep(lcore& l, const queue_list& qs) {
+    if (qs.generation != l.epoll_generation) { // the queue list changed: a fresh set of fds
+        l.epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
+        auto watch = [&](int fd) {
+            epoll_event ev{};
+            ev.events = EPOLLIN;
+            ev.data.fd = fd;
+            if (fd >= 0)
+                ::epoll_ctl(l.epoll.get(), EPOLL_CTL_ADD, fd, &ev);
+        };
+        watch(l.wake.get());
+        for (relay::queue_relay* q : qs.queues) {
+            watch(q->guest_kick_fd());
+            watch(q->backend_call_fd());
+        }
+        l.epoll_generation = qs.generation;
+    }
+    bool quiet = l.epoll.get() >= 0;
+    for (relay::queue_relay* q : qs.queues)
+        quiet = q->arm() && quiet; // arm every queue, even after one has work
+    bool woken = !quiet;
+    if (quiet) {
+        ++l.sleeps;
+        l.sleeping.set(1);
+        rte_rcu_qsbr_thread_offline(_qs, l.id);
+        std::array<epoll_event, 16> ev;
+        int n = ::epoll_wait(l.epoll.get(), ev.data(), int(ev.size()), 1000);
+        woken = n != 0; // a timeout (or EINTR) is a safety net, not work
+        for (int i = 0; i < n; ++i) {
+            uint64_t v;
+            [[maybe_unused]] ssize_t r = ::read(ev[size_t(i)].data.fd, &v, sizeof(v));
+        }
+        rte_rcu_qsbr_thread_online(_qs, l.id);
+        l.sleeping.set(0);
+    }
+    // While offline the list may have been replaced and old queues freed:
+    // only the current list is touched (new queues start disarmed anyway).
+    for (relay::queue_relay* q : l.queues.load(std::memory_order_acquire)->queues)
+        q->disarm();
+    return woken;
+}
+
 void workers::publish(lcore& l) {
-    auto* fresh = new std::vector<relay::queue_relay*>();
+    auto* fresh = new queue_list{++l.generation, {}};
     for (auto& e : l.owned)
-        fresh->push_back(e.q);
+        fresh->queues.push_back(e.q);
     const auto* old = l.queues.exchange(fresh, std::memory_order_acq_rel);
+    wake(l);
     rte_rcu_qsbr_synchronize(_qs, RTE_QSBR_THRID_INVALID);
     delete old;
 }
@@ -152,15 +211,24 @@ std::vector<lcore_info> workers::info() {
         i.busy_cycles = l->busy.get();
         i.total_cycles = now - l->started_at;
         i.busy_recent = l->busy_recent;
+        i.sleeps = l->sleeps.get();
+        i.sleeping = l->sleeping.get() != 0;
         out.push_back(std::move(i));
     }
     return out;
+}
+
+void workers::wake(lcore& l) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(l.wake.get(), &one, sizeof(one));
 }
 
 void workers::stop() {
     if (!_launched)
         return;
     _stop.store(true);
+    for (auto& l : _lcores)
+        wake(*l);
     rte_eal_mp_wait_lcore();
     _launched = false;
 }

@@ -58,3 +58,18 @@ void guest_ring::suppress_kicks() noexcept {
 }
 
 } // namespace vuiso::relay
+
+namespace vuiso::relay {
+
+bool guest_ring::enable_kicks() noexcept {
+    if (_event_idx)
+        __atomic_store_n(&_used[2 + 4 * _size], _last_avail, __ATOMIC_RELAXED); // avail_event
+    __atomic_store_n(&_used[0], uint16_t{0}, __ATOMIC_RELAXED);
+    // The guest reads our wish after writing its index; we read its index
+    // after writing our wish: one of us sees the other.
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    bool jumped;
+    return pending(jumped) != 0 || jumped;
+}
+
+} // namespace vuiso::relay

@@ -47,6 +47,9 @@ class guest_ring {
 
     // While we poll, the guest need not kick.
     void suppress_kicks() noexcept;
+    // Before the lcore sleeps: the guest kicks at its next avail entry.
+    // Returns whether entries arrived meanwhile (then do not sleep).
+    bool enable_kicks() noexcept;
 
   private:
     vring::desc* _desc;

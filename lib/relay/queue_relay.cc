@@ -18,7 +18,8 @@ queue_relay::queue_relay(const queue_setup& s)
     : _guest(s.guest), _mem(s.memory),
       _shadow(s.shadow_desc, s.shadow_avail, s.shadow_used, s.shadow_size, s.shadow_event_idx),
       _pool(s.pool_base, s.pool_iova, s.buf_size, s.buf_count), _kick_fd(s.backend_kick_fd),
-      _call_fd(s.guest_call_fd), _slot(new shadow_slot[s.shadow_size]()),
+      _call_fd(s.guest_call_fd), _guest_kick_fd(s.guest_kick_fd),
+      _backend_call_fd(s.backend_call_fd), _slot(new shadow_slot[s.shadow_size]()),
       _chain(new shadow_chain[s.shadow_size]()), _guest_busy(new uint8_t[s.guest.size]()),
       _segs(new vring::segment[s.shadow_size]), _stage(new shadow_slot[s.shadow_size]),
       _ids(new uint16_t[s.shadow_size]) {
@@ -163,6 +164,17 @@ queue_relay::verdict queue_relay::relay_chain(uint16_t head, uint64_t now) noexc
     ++_c.requests;
     _c.bytes_to_backend += _walked.readable_bytes;
     return verdict::posted;
+}
+
+bool queue_relay::arm() noexcept {
+    bool guest_work = _guest.enable_kicks();
+    bool backend_work = _shadow.enable_interrupts();
+    return !guest_work && !backend_work;
+}
+
+void queue_relay::disarm() noexcept {
+    _guest.suppress_kicks();
+    _shadow.set_interrupts(false);
 }
 
 void queue_relay::abandon_in_flight() noexcept {

@@ -15,7 +15,7 @@
 
 #include "relay/bounce_pool.hh"
 #include "relay/guest_ring.hh"
-#include "relay/latency_histogram.hh"
+#include "common/latency_histogram.hh"
 #include "relay/queue_stats.hh"
 #include "vring/chain_walker.hh"
 #include "vring/split_driver.hh"
@@ -59,6 +59,9 @@ struct queue_setup {
     uint32_t buf_count;
     int backend_kick_fd; // eventfd we write when the back-end asks for a kick
     int guest_call_fd;   // eventfd we write when the guest asks for an interrupt (-1: none)
+    // Read only by an idle lcore waiting for work (adaptive polling):
+    int guest_kick_fd = -1;   // the guest writes it when we asked for kicks
+    int backend_call_fd = -1; // the back-end writes it when we asked for interrupts
 };
 
 class queue_relay {
@@ -74,6 +77,14 @@ class queue_relay {
     unsigned poll(uint64_t now) noexcept;
     // Completions only (used while draining a stopped queue).
     unsigned poll_completions(uint64_t now) noexcept;
+
+    // Adaptive polling. arm(): ask the guest to kick and the back-end to
+    // interrupt from now on; false if work arrived meanwhile (do not sleep).
+    // disarm(): back to polling, notifications off.
+    bool arm() noexcept;
+    void disarm() noexcept;
+    [[nodiscard]] int guest_kick_fd() const noexcept { return _guest_kick_fd; }
+    [[nodiscard]] int backend_call_fd() const noexcept { return _backend_call_fd; }
 
     // Forget the guest side of what is in flight: later completions free
     // their buffers but write nothing to the guest (its memory is going away).
@@ -119,6 +130,7 @@ class queue_relay {
     vring::split_driver _shadow;
     bounce_pool _pool;
     int _kick_fd, _call_fd;
+    int _guest_kick_fd, _backend_call_fd;
     bool _stalled = false, _jumped = false;
     alignas(64) relay_counters _c; // own cache lines: readers do not disturb the hot fields
     latency_histogram _latency;

@@ -5,7 +5,7 @@
 // telemetry reply; every name is a valid telemetry key.
 #pragma once
 
-#include "relay/latency_histogram.hh"
+#include "common/latency_histogram.hh"
 #include "vring/chain_walker.hh"
 
 #include <array>

@@ -121,10 +121,17 @@ unsigned split_driver::poll_used(std::span<completion> out) noexcept {
         out[n++] = completion{static_cast<uint16_t>(id), len};
     }
     _c.completed += n;
+    if (n && _event_idx && _interrupts) {
+        // Ask for an interrupt at the next entry, then make sure a device
+        // that published before it saw this will be seen by our next poll.
+        store_release(&_avail[2 + _size], _last_used);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    }
     return n;
 }
 
 void split_driver::set_interrupts(bool enabled) noexcept {
+    _interrupts = enabled;
     if (_event_idx) {
         // used_event: interrupt us when the device passes our last seen index.
         uint16_t* used_event = &_avail[2 + _size];
@@ -132,6 +139,12 @@ void split_driver::set_interrupts(bool enabled) noexcept {
     } else {
         store_release(&_avail[0], enabled ? uint16_t{0} : avail_f_no_interrupt);
     }
+}
+
+bool split_driver::enable_interrupts() noexcept {
+    set_interrupts(true);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST); // our wish before the device's index
+    return load_acquire(&_used[1]) != _last_used;
 }
 
 } // namespace vuiso::vring

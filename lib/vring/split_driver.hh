@@ -66,6 +66,8 @@ class split_driver {
 
     // Asks the device not to interrupt us (polling) or to interrupt again.
     void set_interrupts(bool enabled) noexcept;
+    // Interrupts on, then: did used entries arrive meanwhile (do not sleep)?
+    bool enable_interrupts() noexcept;
 
   private:
     desc* _desc;
@@ -80,6 +82,7 @@ class split_driver {
     uint16_t _free_head = 0;
     uint16_t _free_count;
     uint16_t _in_flight = 0;
+    bool _interrupts = true; // the device may interrupt us (virtio's default)
 
     std::unique_ptr<uint16_t[]> _next;      // private chain links
     std::unique_ptr<uint16_t[]> _chain_len; // 0: not in flight

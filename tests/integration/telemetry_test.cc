@@ -8,6 +8,7 @@
 // DPDK's lines in our format and rate-limited reports of bad guest chains.
 #include "loadgen/blk_driver.hh"
 #include "support/peers.hh"
+#include "support/blk_traffic.hh"
 #include "support/relay_peers.hh"
 #include "support/telemetry_client.hh"
 #include "virtio/features.hh"
@@ -36,63 +37,6 @@ size_t count(const std::string& text, const std::string& what) {
     for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
         ++n;
     return n;
-}
-
-// What the VMM side saw: the figures dpdk-vuiso must report.
-struct sent {
-    uint64_t requests = 0, bytes_out = 0, bytes_back = 0;
-};
-
-loadgen::clock::time_point in(std::chrono::milliseconds d) {
-    return loadgen::clock::now() + d;
-}
-
-// Runs `n` requests of `len` bytes from sector `base` on (writes fill
-// sector-tagged bytes, reads check them), up to the driver's depth at once.
-void run_requests(loadgen::blk_driver& blk, uint32_t type, unsigned n, uint32_t len, sent& s,
-                  uint64_t base = 0) {
-    const uint64_t sectors = len / virtio::blk::sector_size;
-    unsigned submitted = 0, done = 0;
-    std::vector<loadgen::blk_completion> c(blk.options().depth);
-    std::vector<uint64_t> sector_of(blk.options().depth);
-    auto deadline = in(20s);
-    while (done < n) {
-        while (submitted < n && blk.busy() < blk.options().depth) {
-            uint64_t sector = base + submitted * sectors;
-            int slot = blk.submit(type, sector, len);
-            ASSERT_GE(slot, 0);
-            if (type == virtio::blk::t_out)
-                std::memset(blk.data(slot).data(), int(sector & 0xff), len);
-            sector_of[slot] = sector;
-            ++submitted;
-            ++s.requests;
-            s.bytes_out += sizeof(virtio::blk::outhdr) + (type == virtio::blk::t_out ? len : 0);
-        }
-        blk.flush();
-        unsigned k = blk.reap(c);
-        for (unsigned i = 0; i < k; ++i) {
-            ASSERT_EQ(c[i].status, virtio::blk::s_ok);
-            s.bytes_back += c[i].len;
-            if (type == virtio::blk::t_in) {
-                ASSERT_EQ(blk.data(c[i].slot)[len - 1], uint8_t(sector_of[c[i].slot] & 0xff));
-            }
-        }
-        done += k;
-        if (k == 0) {
-            ASSERT_LT(loadgen::clock::now(), deadline) << done << " of " << n << " completed";
-            blk.wait(in(10ms));
-        }
-    }
-}
-
-std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock) {
-    loadgen::device_options o;
-    o.path = sock;
-    o.event_idx = true;
-    auto dev = loadgen::virtio_device::start(o);
-    if (!dev)
-        throw std::runtime_error("the VMM could not start its device: " + dev.err().message);
-    return std::move(*dev);
 }
 
 uint64_t hex(const json& j) {

@@ -173,4 +173,22 @@ run_result run(const std::vector<std::string>& argv, std::chrono::milliseconds t
     return r;
 }
 
+double cpu_seconds(pid_t pid) {
+    // /proc/PID/stat: fields 14 and 15 (utime, stime) after the ")" of comm.
+    std::string st = read_file("/proc/" + std::to_string(pid) + "/stat");
+    size_t at = st.rfind(')');
+    if (at == std::string::npos)
+        throw std::runtime_error("cannot read /proc/" + std::to_string(pid) + "/stat");
+    std::istringstream in(st.substr(at + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+        if (i == 14)
+            utime = std::stoull(field);
+        if (i == 15)
+            stime = std::stoull(field);
+    }
+    return double(utime + stime) / double(::sysconf(_SC_CLK_TCK));
+}
+
 } // namespace vuiso::testing

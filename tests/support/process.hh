@@ -51,6 +51,9 @@ bool wait_for_text(const std::string& path, const std::string& text,
                    std::chrono::milliseconds timeout);
 std::string read_file(const std::string& path);
 
+// CPU time (user + system) `pid` has used so far, in seconds.
+double cpu_seconds(pid_t pid);
+
 // Result of running a command to completion.
 struct run_result {
     int exit_code = -1; // -1: killed by a signal or timed out

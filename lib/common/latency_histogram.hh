@@ -1,4 +1,4 @@
-// latency_histogram: request latencies in TSC cycles, log-linear buckets
+// latency_histogram: latencies (TSC cycles, nanoseconds), log-linear buckets
 // (16 exact ones, then 8 per power of two, so a bucket is at most 1/8 of its
 // value wide). record() is a shift, a count-leading-zeros and one counter
 // increment: fit for the fast path. Readers take a snapshot and ask it for
@@ -13,7 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace vuiso::relay {
+namespace vuiso {
 
 inline constexpr unsigned latency_sub_bits = 3; // 8 buckets per power of two
 inline constexpr unsigned latency_linear = 2u << latency_sub_bits;
@@ -58,4 +58,4 @@ class latency_histogram {
     std::array<counter, latency_buckets> _bucket{};
 };
 
-} // namespace vuiso::relay
+} // namespace vuiso

@@ -1,8 +1,8 @@
-#include "relay/latency_histogram.hh"
+#include "common/latency_histogram.hh"
 
 #include <cmath>
 
-namespace vuiso::relay {
+namespace vuiso {
 
 static_assert(latency_bucket(latency_linear - 1) == latency_linear - 1);
 static_assert(latency_bucket(latency_linear) == latency_linear);
@@ -49,4 +49,4 @@ latency_snapshot latency_histogram::snapshot() const noexcept {
     return s;
 }
 
-} // namespace vuiso::relay
+} // namespace vuiso

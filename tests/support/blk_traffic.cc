@@ -1,0 +1,60 @@
+#include "blk_traffic.hh"
+
+#include "virtio/blk.hh"
+
+#include <cstring>
+#include <gtest/gtest.h>
+#include <stdexcept>
+#include <vector>
+
+namespace vuiso::testing {
+
+using namespace std::chrono_literals;
+
+void run_requests(loadgen::blk_driver& blk, uint32_t type, unsigned n, uint32_t len, sent& s,
+                  uint64_t base) {
+    const uint64_t sectors = len / virtio::blk::sector_size;
+    unsigned submitted = 0, done = 0;
+    std::vector<loadgen::blk_completion> c(blk.options().depth);
+    std::vector<uint64_t> sector_of(blk.options().depth);
+    auto deadline = in(20s);
+    while (done < n) {
+        while (submitted < n && blk.busy() < blk.options().depth) {
+            uint64_t sector = base + submitted * sectors;
+            int slot = blk.submit(type, sector, len);
+            ASSERT_GE(slot, 0);
+            if (type == virtio::blk::t_out)
+                std::memset(blk.data(slot).data(), int(sector & 0xff), len);
+            sector_of[slot] = sector;
+            ++submitted;
+            ++s.requests;
+            s.bytes_out += sizeof(virtio::blk::outhdr) + (type == virtio::blk::t_out ? len : 0);
+        }
+        blk.flush();
+        unsigned k = blk.reap(c);
+        for (unsigned i = 0; i < k; ++i) {
+            ASSERT_EQ(c[i].status, virtio::blk::s_ok);
+            s.bytes_back += c[i].len;
+            if (type == virtio::blk::t_in) {
+                ASSERT_EQ(blk.data(c[i].slot)[len - 1], uint8_t(sector_of[c[i].slot] & 0xff));
+            }
+        }
+        done += k;
+        if (k == 0) {
+            ASSERT_LT(loadgen::clock::now(), deadline) << done << " of " << n << " completed";
+            blk.wait(in(10ms));
+        }
+    }
+}
+
+std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock) {
+    loadgen::device_options o;
+    o.path = sock;
+    o.event_idx = true;
+    auto dev = loadgen::virtio_device::start(o);
+    if (!dev)
+        throw std::runtime_error("the VMM could not start its device: " + dev.err().message);
+    return std::move(*dev);
+}
+
+} // namespace vuiso::testing

@@ -1,0 +1,32 @@
+// Known block traffic from the project's own VMM (loadgen): the tests
+// that compare dpdk-vuiso's figures with what was sent use these.
+#pragma once
+
+#include "loadgen/blk_driver.hh"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace vuiso::testing {
+
+// What the VMM side saw: the figures dpdk-vuiso must report.
+struct sent {
+    uint64_t requests = 0, bytes_out = 0, bytes_back = 0;
+};
+
+// Runs `n` requests of `len` bytes from sector `base` on (writes fill
+// sector-tagged bytes, reads check them), up to the driver's depth at once.
+// Fails the calling test (gtest assertions) on a bad status or a timeout.
+void run_requests(loadgen::blk_driver& blk, uint32_t type, unsigned n, uint32_t len, sent& s,
+                  uint64_t base = 0);
+
+// Plays the VMM on `sock` (EVENT_IDX on); throws if the device cannot start.
+std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock);
+
+inline loadgen::clock::time_point in(std::chrono::milliseconds d) {
+    return loadgen::clock::now() + d;
+}
+
+} // namespace vuiso::testing
