@@ -28,6 +28,7 @@ struct blk_args {
     uint16_t qd = 1;
     uint16_t queues = 1;
     uint64_t span = uint64_t{64} << 20; // bytes of the disk addressed
+    double think_ms = 0;                 // pause after each completion (idle gaps)
 };
 
 struct net_args {

@@ -7,6 +7,7 @@
 #include "virtio/blk.hh"
 
 #include <fmt/format.h>
+#include <thread>
 
 namespace vuiso::bench {
 
@@ -63,7 +64,7 @@ result<report> run_blk(const common_args& c, const blk_args& a) {
     std::vector<std::vector<uint64_t>> posted(a.queues, std::vector<uint64_t>(a.qd));
     std::vector<loadgen::blk_completion> done(a.qd);
     latency_histogram lat;
-    uint64_t ios = 0, lat_sum = 0;
+    uint64_t ios = 0, lat_sum = 0, first = 0; // first: the very first request's latency
     const auto epoch = clock::now();
     const auto measure_from = epoch + std::chrono::duration_cast<clock::duration>(
                                           std::chrono::duration<double>(c.warmup));
@@ -92,6 +93,8 @@ result<report> run_blk(const common_args& c, const blk_args& a) {
                     return make_error(EIO, fmt::format("a {} request failed with status {}", a.rw,
                                                        done[i].status));
                 uint64_t p = posted[q][done[i].slot];
+                if (first == 0)
+                    first = std::max<uint64_t>(t - p, 1);
                 if (p >= from_ns && t <= ns_since(epoch, end)) {
                     lat.record(t - p);
                     lat_sum += t - p;
@@ -111,7 +114,9 @@ result<report> run_blk(const common_args& c, const blk_args& a) {
                                                       std::max(1e-3, std::chrono::duration<double>(
                                                                          now - measure_from)
                                                                          .count())));
-        if (got == 0 && !c.poll)
+        if (got && a.think_ms > 0)
+            std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(a.think_ms));
+        else if (got == 0 && !c.poll)
             drv[spin++ % a.queues].wait(clock::now() + std::chrono::milliseconds(1));
     }
     bar.done();
@@ -129,7 +134,8 @@ result<report> run_blk(const common_args& c, const blk_args& a) {
         .num("lat_mean_us", ios ? double(lat_sum) / double(ios) * us : 0)
         .num("lat_p50_us", double(s.quantile(0.5)) * us)
         .num("lat_p99_us", double(s.quantile(0.99)) * us)
-        .num("lat_p99_9_us", double(s.quantile(0.999)) * us);
+        .num("lat_p99_9_us", double(s.quantile(0.999)) * us)
+        .num("first_us", double(first) * us);
     return r;
 }
 

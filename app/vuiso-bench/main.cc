@@ -22,7 +22,9 @@ dpdk-vuiso's guest socket: the command line is otherwise the same.
 
   blk   --rw read|write|randread|randwrite (randread)  --bs SIZE (4k)
         --qd N (1)  --queues N (1)  --span SIZE (64M: bytes of the disk used)
-        prints IOPS, MB/s, latency mean/p50/p99/p99.9 (us, submit to reap)
+        --think MS (0: pause after each completion, to measure wake-ups)
+        prints IOPS, MB/s, latency mean/p50/p99/p99.9 (us, submit to reap) and
+        the first request's latency (first_us: a sleeping relay's wake-up)
   net   --mode loopback|txonly (loopback)  --size BYTES (64, frame without
         the virtio-net header); loopback needs a forwarding back-end
         (testpmd io or macswap); prints Mpps and Gbit/s
@@ -110,6 +112,10 @@ int main(int argc, char** argv) {
                 b.queues = uint16_t(d);
             else
                 n.size = uint32_t(d);
+        } else if (a == "--think") {
+            const char* v = value();
+            if (!v || !number(v, b.think_ms))
+                return bad("--think needs milliseconds");
         } else if (a == "--sizes") {
             const char* v = value();
             cp.sizes.clear();

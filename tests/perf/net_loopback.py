@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""net loopback benchmark: one dpdk-testpmd (core 0) with a net_vhost port
+and a net_virtio_user port, io forwarding seeded with tx_first, the
+virtio_user port connected directly to the vhost port, then through
+dpdk-vuiso (bounce, one lcore on core 1). 64 B and 1518 B frames; Mpps
+(packets received per second, both ports) and the ratio. For the proxied
+1518 B run it also reports dpdk-vuiso's copy efficiency against the
+rte_memcpy roofline on its core and its cycles per request.
+
+  tests/perf/net_loopback.py [--time SECONDS] [--sizes 64,1518]
+"""
+import argparse
+import os
+import re
+import subprocess
+import time
+
+import perflib as pl
+
+PROMPT = "testpmd> "
+
+
+def stats(tp):
+    """Sends 'show port stats all'; returns {port: rx_packets}."""
+    before = tp.text().count("Tx-bps:")
+    tp.send("show port stats all")
+    pl.wait_for(lambda: tp.text().count("Tx-bps:") >= before + 2, 10, "testpmd's port stats")
+    text = tp.text()
+    rx = {}
+    for m in re.finditer(r"NIC statistics for port (\d+)\s+#+\s+RX-packets:\s+(\d+)", text):
+        rx[int(m.group(1))] = int(m.group(2))
+    return rx
+
+
+def profile(run, seconds, core):
+    """perf record on `core` for `seconds`; returns the top of the report."""
+    data = run.path("perf.data")
+    r = subprocess.run(["perf", "record", "-q", "-o", data, "-C", str(core), "--", "sleep",
+                        str(seconds)], capture_output=True, text=True, timeout=seconds + 30)
+    if r.returncode != 0:
+        return f"(perf record failed: {r.stderr.strip()})"
+    r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--sort", "comm,symbol",
+                        "--percent-limit", "2"], capture_output=True, text=True, timeout=60)
+    return "\n".join(l for l in r.stdout.splitlines() if l and not l.startswith("#"))
+
+
+def measure(size, seconds, proxied, want_profile=False):
+    with pl.Run("net") as run:
+        vsock = run.path("vhost.sock")
+        prefix = run.prefix("testpmd")
+        tp = run.start(["stdbuf", "-oL", "dpdk-testpmd", "--lcores", f"0@{pl.PEER_CORE},1@{pl.PEER_CORE}",
+                        "--no-huge", "-m", "1024", "--no-pci", "--file-prefix", prefix,
+                        "--log-level", "lib.eal:warning", "--vdev", f"net_vhost0,iface={vsock},queues=1",
+                        "--", "-i", "--nb-cores", "1", "--forward-mode", "io", "--rxd", "1024",
+                        "--txd", "1024"], "testpmd", pl.PEER_CORE, stdin=subprocess.PIPE)
+        pl.wait_for(lambda: PROMPT in tp.text() and os.path.exists(vsock), 30, "testpmd's prompt")
+        sock, v = vsock, None
+        if proxied:
+            sock = run.path("guest.sock")
+            v = pl.vuiso(run, [f"vuiso0,guest={sock},backend={vsock},isolation=bounce"], [sock])
+        tp.send(f"port attach net_virtio_user0,path={sock},queues=1")
+        pl.wait_for(lambda: "Port 1 is attached" in tp.text(), 20, "virtio_user to attach")
+        tp.send("port start all")
+        tp.send(f"set txpkts {size}")
+        tp.send("start tx_first 8")
+        time.sleep(1.0)  # warm-up
+        t0, a = time.monotonic(), stats(tp)
+        if v:
+            s0, l0 = pl.telemetry(v.prefix, ["/vuiso/port/stats,0", "/vuiso/lcores"])
+        if want_profile:
+            out_profile = {c: profile(run, 2, c) for c in (pl.PEER_CORE, pl.VUISO_CORE)}
+        time.sleep(seconds)
+        t1, b = time.monotonic(), stats(tp)
+        out = {"mpps": sum(b[p] - a.get(p, 0) for p in b) / (t1 - t0) / 1e6}
+        if v:
+            s1, l1 = pl.telemetry(v.prefix, ["/vuiso/port/stats,0", "/vuiso/lcores"])
+            dt = t1 - t0
+            moved = (s1["bytes_to_backend"] + s1["bytes_to_guest"]) - (s0["bytes_to_backend"] + s0["bytes_to_guest"])
+            reqs = s1["requests"] - s0["requests"]
+            busy = l1["lcore1"]["busy_cycles"] - l0["lcore1"]["busy_cycles"]
+            total = l1["lcore1"]["total_cycles"] - l0["lcore1"]["total_cycles"]
+            out.update(copied_gbs=moved / dt / 1e9, cycles_per_request=busy / max(reqs, 1),
+                       busy_share=busy / max(total, 1), requests_per_s=reqs / dt)
+        if want_profile:
+            out["profile"] = out_profile
+        tp.send("stop")
+        tp.send("quit")
+        return out
+
+
+def roofline(sizes, seconds):
+    """rte_memcpy on dpdk-vuiso's core, for the same sizes."""
+    r = subprocess.run(["taskset", "-c", str(pl.VUISO_CORE), pl.BENCH, "copy", "--sizes",
+                        ",".join(str(s) for s in sizes), "--time", str(seconds), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        pl.die("vuiso-bench copy failed: " + r.stderr)
+    import json
+    return {int(j["size"]): j for j in map(json.loads, r.stdout.split("\n")[:-1])}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--time", type=float, default=5)
+    ap.add_argument("--sizes", default="64,1518")
+    ap.add_argument("--profile", action="store_true",
+                    help="perf record both cores during each proxied run, print the top symbols")
+    a = ap.parse_args()
+    pl.check_built()
+    sizes = [int(s) for s in a.sizes.split(",")]
+    roof = roofline(sizes, 1.0)
+    rows, eff = [], []
+    for size in sizes:
+        d = measure(size, a.time, False)
+        p = measure(size, a.time, True, a.profile)
+        if a.profile:
+            for core, text in p["profile"].items():
+                print(f"\nprofile, {size} B through dpdk-vuiso, core {core}:\n{text}")
+        rows.append([f"{size} B", f"{d['mpps']:.3f}", f"{p['mpps']:.3f}",
+                     f"{pl.ratio(p['mpps'], d['mpps']):.3f}", f"{p['cycles_per_request']:.0f}",
+                     f"{p['busy_share'] * 100:.0f} %"])
+        mc = roof[size]["gbytes_per_s"]
+        eff.append([f"{size} B", f"{p['copied_gbs']:.2f}", f"{mc:.2f}",
+                    f"{pl.ratio(p['copied_gbs'], mc) * 100:.1f} %"])
+    print(f"\nnet loopback, testpmd io fwd (core 0), direct vs through dpdk-vuiso bounce (core 1), "
+          f"{a.time:g} s per run")
+    pl.table(rows, ["frame", "Mpps direct", "Mpps bounce", "ratio", "vuiso cycles/request",
+                    "vuiso lcore busy"])
+    print("\ncopy efficiency: bytes dpdk-vuiso copied per second vs rte_memcpy on its core")
+    pl.table(eff, ["frame", "vuiso GB/s copied", "rte_memcpy GB/s", "efficiency"])
+
+
+if __name__ == "__main__":
+    main()
