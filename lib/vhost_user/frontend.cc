@@ -378,10 +378,13 @@ result<void> frontend::start_ring(const ring_start& r, bool enable) {
     VUISO_TRY(set_vring_num(i, r.num));
     VUISO_TRY(set_vring_base(i, r.base));
     VUISO_TRY(set_vring_addr(r.addr));
-    VUISO_TRY(set_vring_kick(i, r.kick));
+    // The call (and err) fd before the kick: libvhost-user starts the ring
+    // on SET_VRING_KICK and serves what is already posted — a passthrough
+    // guest may have posted — and panics signalling a call fd it lacks.
     VUISO_TRY(set_vring_call(i, r.call));
     if (r.err >= 0)
         VUISO_TRY(set_vring_err(i, r.err));
+    VUISO_TRY(set_vring_kick(i, r.kick));
     if (enable)
         VUISO_TRY(set_vring_enable(i, true));
     return success();

@@ -2,8 +2,10 @@
 // which verifies every byte): two ports of different isolation in one
 // process, VMM restarts, a back-end that appears late, clean shutdown, and
 // the command line's errors.
+#include "support/blk_traffic.hh"
 #include "support/peers.hh"
 #include "support/relay_peers.hh"
+#include "virtio/blk.hh"
 
 #include <cstdlib>
 #include <filesystem>
@@ -142,4 +144,27 @@ TEST(RelayCli, HelpTellsTheDevargs) {
     for (const char* k : {"guest=", "backend=", "isolation=", "guest-mode", "backend-mode",
                           "region-size", "buf-size", "--log-level"})
         EXPECT_NE(r.out.find(k), std::string::npos) << k;
+}
+
+// A passthrough guest that posts as soon as its last ring message is sent
+// (before the back-end has the ring): the back-end must get the call fd
+// before the kick, or libvhost-user serves the ring and panics signalling a
+// call fd it does not have (qemu-storage-daemon: "Error writing eventfd").
+TEST(RelayPorts, PassthroughGuestPostingAtOnce) {
+    temp_dir dir;
+    auto blk = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"));
+    std::string g = dir.file("guest.sock");
+    auto v = vuiso_proc::start(
+        dir, {"vuiso0,guest=" + g + ",backend=" + blk.sock + ",isolation=passthrough"}, {g});
+    for (int round = 0; round < 3; ++round) {
+        auto dev = connect_vmm(g);
+        auto drv =
+            vuiso::loadgen::blk_driver::create(*dev, {.queue = 0, .depth = 8, .max_io = 4096});
+        ASSERT_TRUE(drv) << drv.err().message;
+        sent s;
+        run_requests(*drv, vuiso::virtio::blk::t_out, 64, 4096, s);
+        ASSERT_FALSE(HasFatalFailure()) << read_file(blk.log);
+        EXPECT_TRUE(blk.proc.running()) << read_file(blk.log);
+    }
+    EXPECT_EQ(v.stop(), 0);
 }
