@@ -61,6 +61,8 @@ struct report {
 result<report> run_blk(const common_args& c, const blk_args& a);
 result<report> run_net(const common_args& c, const net_args& a);
 std::vector<report> run_copy(const common_args& c, const copy_args& a);
+// Cross-core costs between cores a and b (and a with itself, for scale).
+std::vector<report> run_xcore(const common_args& c, unsigned a, unsigned b);
 
 void print(const report& r, bool json);
 

@@ -30,6 +30,9 @@ dpdk-vuiso's guest socket: the command line is otherwise the same.
         (testpmd io or macswap); prints Mpps and Gbit/s
   copy  --sizes A,B,... (64,1518,4096,131072): rte_memcpy on one core, the
         relay's roofline; prints copies/s and GB/s
+  xcore --cores A,B (0,1): a cache line bounced between two cores and an
+        eventfd wake-up round trip, on one core and across two: what
+        putting dpdk-vuiso on its own core costs on this machine
 
 common: --socket PATH  --server (listen; the back-end connects)
         --time SECONDS (5)  --warmup SECONDS (0.5)  --json (one JSON object
@@ -59,12 +62,13 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     std::string_view what = argv[1];
-    if (what != "blk" && what != "net" && what != "copy")
+    if (what != "blk" && what != "net" && what != "copy" && what != "xcore")
         return bad(fmt::format("unknown benchmark '{}'", what));
     common_args c;
     blk_args b;
     net_args n;
     copy_args cp;
+    unsigned core_a = 0, core_b = 1;
     for (int i = 2; i < argc; ++i) {
         std::string_view a = argv[i];
         auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -116,6 +120,10 @@ int main(int argc, char** argv) {
             const char* v = value();
             if (!v || !number(v, b.think_ms))
                 return bad("--think needs milliseconds");
+        } else if (a == "--cores") {
+            const char* v = value();
+            if (!v || std::sscanf(v, "%u,%u", &core_a, &core_b) != 2)
+                return bad("--cores needs two core numbers, e.g. 0,1");
         } else if (a == "--sizes") {
             const char* v = value();
             cp.sizes.clear();
@@ -133,8 +141,8 @@ int main(int argc, char** argv) {
         }
     }
     log::set_level("warn");
-    if (what == "copy") {
-        for (auto& r : run_copy(c, cp))
+    if (what == "copy" || what == "xcore") {
+        for (auto& r : what == "copy" ? run_copy(c, cp) : run_xcore(c, core_a, core_b))
             print(r, c.json);
         return 0;
     }

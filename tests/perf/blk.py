@@ -34,6 +34,7 @@ def main():
     ap.add_argument("--isolation", default="bounce", choices=["bounce", "passthrough"])
     a = ap.parse_args()
     pl.check_built()
+    pl.environment()
     rows = []
     for backend in ("null", "tmpfs"):
         direct = measure(backend, a.isolation, a.time, False)

@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=10, help="requests after an idle gap")
     a = ap.parse_args()
     pl.check_built()
+    pl.environment()
     rows = []
     for idle_ms in (100, 0):
         m = measure(idle_ms, a.idle, a.rounds)

@@ -44,7 +44,7 @@ def profile(run, seconds, core):
     return "\n".join(l for l in r.stdout.splitlines() if l and not l.startswith("#"))
 
 
-def measure(size, seconds, proxied, want_profile=False):
+def measure(size, seconds, proxied, want_profile=False, devargs=""):
     with pl.Run("net") as run:
         vsock = run.path("vhost.sock")
         prefix = run.prefix("testpmd")
@@ -57,7 +57,8 @@ def measure(size, seconds, proxied, want_profile=False):
         sock, v = vsock, None
         if proxied:
             sock = run.path("guest.sock")
-            v = pl.vuiso(run, [f"vuiso0,guest={sock},backend={vsock},isolation=bounce"], [sock])
+            v = pl.vuiso(run, [f"vuiso0,guest={sock},backend={vsock},isolation=bounce{devargs}"],
+                         [sock])
         tp.send(f"port attach net_virtio_user0,path={sock},queues=1")
         pl.wait_for(lambda: "Port 1 is attached" in tp.text(), 20, "virtio_user to attach")
         tp.send("port start all")
@@ -103,16 +104,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--time", type=float, default=5)
     ap.add_argument("--sizes", default="64,1518")
+    ap.add_argument("--devargs", default="", help="more port devargs, e.g. buf-size=2K")
     ap.add_argument("--profile", action="store_true",
                     help="perf record both cores during each proxied run, print the top symbols")
     a = ap.parse_args()
     pl.check_built()
+    pl.environment()
     sizes = [int(s) for s in a.sizes.split(",")]
     roof = roofline(sizes, 1.0)
     rows, eff = [], []
     for size in sizes:
         d = measure(size, a.time, False)
-        p = measure(size, a.time, True, a.profile)
+        p = measure(size, a.time, True, a.profile, "," + a.devargs if a.devargs else "")
         if a.profile:
             for core, text in p["profile"].items():
                 print(f"\nprofile, {size} B through dpdk-vuiso, core {core}:\n{text}")

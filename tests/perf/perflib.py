@@ -145,7 +145,7 @@ def vuiso(run, vdevs, guest_socks, app_args=()):
 
 def bench(run, args, timeout=120):
     """vuiso-bench on the peer core; returns its JSON result(s)."""
-    r = subprocess.run(["taskset", "-c", str(PEER_CORE), BENCH] + args + ["--json"],
+    r = subprocess.run(([] if args[0] == "xcore" else ["taskset", "-c", str(PEER_CORE)]) + [BENCH] + args + ["--json"],
                        capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
         die(f"vuiso-bench {' '.join(args)} failed: {r.stderr}")
@@ -180,3 +180,15 @@ def check_built():
     for b in (VUISO, BENCH):
         if not os.access(b, os.X_OK):
             die(f"{b} is missing: build first (meson setup build && ninja -C build)")
+
+
+def environment():
+    """Prints (and returns) what crossing from the peers' core to dpdk-vuiso's
+    costs here: on a VM it depends on where the host placed the vCPUs, and
+    every proxied figure pays it."""
+    same, cross = bench(None, ["xcore", "--cores", f"{PEER_CORE},{VUISO_CORE}"])
+    text = (f"cross-core costs now: cache line round trip {cross['cache_line_round_trip_ns']:.0f} ns, "
+            f"eventfd wake-up round trip {cross['eventfd_round_trip_p50_us']:.1f} us "
+            f"(same core {same['eventfd_round_trip_p50_us']:.1f} us)")
+    print(text, flush=True)
+    return text
