@@ -13,7 +13,8 @@ namespace vuiso::app {
 void print_usage(const char* prog) {
     std::printf(
         "usage: %s [EAL options] --vdev 'vuiso0,guest=PATH,backend=PATH[,...]' [--vdev ...]\n"
-        "          [-- [--log-level LEVEL] [--log-file PATH] [--stats-period N] [--idle-ms N] [--help]]\n"
+        "          [-- [--log-level LEVEL] [--log-file PATH] [--stats-period N] [--idle-ms N] "
+        "[--help]]\n"
         "\n"
         "Relays vhost-user devices between a VMM (guest=) and a real back-end (backend=),\n"
         "so that the back-end sees only an isolated region of bounce buffers, never guest "
@@ -81,8 +82,8 @@ result<options> parse_options(int argc, char** argv) {
         unsigned n = 0;
         auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
         if (ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi)
-            return make_error(EINVAL,
-                              fmt::format("{}: '{}' is not a number from {} to {}", opt, v, lo, hi));
+            return make_error(
+                EINVAL, fmt::format("{}: '{}' is not a number from {} to {}", opt, v, lo, hi));
         out = n;
         return success();
     };

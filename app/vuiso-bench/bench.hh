@@ -15,11 +15,11 @@ namespace vuiso::bench {
 
 struct common_args {
     std::string socket;
-    bool server = false;    // listen on socket, the back-end connects
-    double seconds = 5;     // measured time
-    double warmup = 0.5;    // run before measuring, not counted
+    bool server = false; // listen on socket, the back-end connects
+    double seconds = 5;  // measured time
+    double warmup = 0.5; // run before measuring, not counted
     bool json = false;
-    bool poll = false;      // spin on the used ring instead of waiting for interrupts
+    bool poll = false; // spin on the used ring instead of waiting for interrupts
 };
 
 struct blk_args {
@@ -28,7 +28,7 @@ struct blk_args {
     uint16_t qd = 1;
     uint16_t queues = 1;
     uint64_t span = uint64_t{64} << 20; // bytes of the disk addressed
-    double think_ms = 0;                 // pause after each completion (idle gaps)
+    double think_ms = 0;                // pause after each completion (idle gaps)
 };
 
 struct net_args {

@@ -109,11 +109,12 @@ result<report> run_blk(const common_args& c, const blk_args& a) {
         if (!running && now > end + std::chrono::seconds(5))
             return make_error(ETIMEDOUT, fmt::format("{} requests never completed", busy));
         if (now >= measure_from)
-            bar.update(std::chrono::duration<double>(now - measure_from).count(),
-                       fmt::format("{:.0f} IOPS", double(ios) /
-                                                      std::max(1e-3, std::chrono::duration<double>(
-                                                                         now - measure_from)
-                                                                         .count())));
+            bar.update(
+                std::chrono::duration<double>(now - measure_from).count(),
+                fmt::format(
+                    "{:.0f} IOPS",
+                    double(ios) /
+                        std::max(1e-3, std::chrono::duration<double>(now - measure_from).count())));
         if (got && a.think_ms > 0)
             std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(a.think_ms));
         else if (got == 0 && !c.poll)

@@ -14,8 +14,10 @@ std::vector<report> run_copy(const common_args& c, const copy_args& a) {
     struct free_deleter {
         void operator()(void* p) const noexcept { std::free(p); }
     };
-    std::unique_ptr<uint8_t, free_deleter> src(static_cast<uint8_t*>(std::aligned_alloc(4096, span)));
-    std::unique_ptr<uint8_t, free_deleter> dst(static_cast<uint8_t*>(std::aligned_alloc(4096, span)));
+    std::unique_ptr<uint8_t, free_deleter> src(
+        static_cast<uint8_t*>(std::aligned_alloc(4096, span)));
+    std::unique_ptr<uint8_t, free_deleter> dst(
+        static_cast<uint8_t*>(std::aligned_alloc(4096, span)));
     std::fill_n(src.get(), span, uint8_t{0x5a});
     std::fill_n(dst.get(), span, uint8_t{0});
     std::vector<report> out;

@@ -33,8 +33,8 @@ result<report> run_net(const common_args& c, const net_args& a) {
     std::copy(std::begin(head), std::end(head), frame.begin());
 
     const auto t0 = clock::now();
-    const auto measure_from = t0 + std::chrono::duration_cast<clock::duration>(
-                                       std::chrono::duration<double>(c.warmup));
+    const auto measure_from =
+        t0 + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(c.warmup));
     const auto end = measure_from + std::chrono::duration_cast<clock::duration>(
                                         std::chrono::duration<double>(c.seconds));
     loadgen::net_counters at_start{};

@@ -61,8 +61,9 @@ double eventfd_p50_us(unsigned a, unsigned b, unsigned rounds) {
         auto t0 = std::chrono::steady_clock::now();
         if (::write(there, &v, 8) != 8 || ::read(back, &v, 8) != 8)
             break;
-        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
-                         .count());
+        us.push_back(
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                .count());
     }
     peer.join();
     ::close(there);

@@ -19,8 +19,7 @@ uint64_t delta(const relay::queue_stats& now, const relay::queue_stats& before, 
     return now[s] - before[s];
 }
 
-latency_snapshot delta(const latency_snapshot& now,
-                              const latency_snapshot& before) {
+latency_snapshot delta(const latency_snapshot& now, const latency_snapshot& before) {
     latency_snapshot d;
     for (size_t b = 0; b < latency_buckets; ++b)
         d.bucket[b] = now.bucket[b] - before.bucket[b];

@@ -3,6 +3,7 @@
 #include "common/log.hh"
 
 #include <algorithm>
+#include <array>
 #include <rte_cycles.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
@@ -10,11 +11,10 @@
 #include <rte_pause.h>
 #include <rte_rcu_qsbr.h>
 #include <sched.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-#include <array>
-#include <spdlog/spdlog.h>
 
 namespace vuiso::drivers {
 namespace {

@@ -13,9 +13,9 @@
 // guest that asked for it.
 #pragma once
 
+#include "common/latency_histogram.hh"
 #include "relay/bounce_pool.hh"
 #include "relay/guest_ring.hh"
-#include "common/latency_histogram.hh"
 #include "relay/queue_stats.hh"
 #include "vring/chain_walker.hh"
 #include "vring/split_driver.hh"

@@ -7,8 +7,8 @@
 // and the figures must survive a VMM reconnect. The log (--log-file) holds
 // DPDK's lines in our format and rate-limited reports of bad guest chains.
 #include "loadgen/blk_driver.hh"
-#include "support/peers.hh"
 #include "support/blk_traffic.hh"
+#include "support/peers.hh"
 #include "support/relay_peers.hh"
 #include "support/telemetry_client.hh"
 #include "virtio/features.hh"
