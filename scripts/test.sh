@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of dpdk-vuiso on a fresh Debian 12 machine (as root):
-# installs what is missing, builds twice with -Werror (plain, and with
-# AddressSanitizer + UndefinedBehaviorSanitizer), checks formatting, and runs
-# the unit and integration suites (real peers: qemu-storage-daemon,
-# dpdk-testpmd, a Linux guest under QEMU/TCG) in both trees. Ends with 'N passed, N failed'.
+# installs what is missing, builds three trees with -Werror (plain; with
+# AddressSanitizer + UndefinedBehaviorSanitizer; the libFuzzer targets with
+# clang), checks formatting, runs the unit and integration suites (real
+# peers: qemu-storage-daemon, dpdk-testpmd, a Linux guest under QEMU/TCG) in
+# the first two and each fuzz target for 30 s. Ends with 'N passed, N failed'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
@@ -12,11 +13,13 @@ source scripts/lib/guest.sh
 install_deps || { echo "0 passed, 1 failed"; exit 1; }
 # The test guest (kernel + initramfs) for the QEMU tests; cached outside the repo.
 build_guest || { echo "building the test guest failed"; echo "0 passed, 1 failed"; exit 1; }
-for tree in build build-asan; do
+for tree in build build-asan build-fuzz; do
     args=(-Dwerror=true -Dtests=true)
     [ "$tree" = build-asan ] && args+=(-Dsanitize=address,undefined)
+    [ "$tree" = build-fuzz ] && args=(-Dwerror=true -Dfuzz=true)
     echo "== building ($tree/)"
-    if ! build_tree "$tree" "${args[@]}" >"$tree.build.log" 2>&1; then
+    if ! CXX=$([ "$tree" = build-fuzz ] && echo clang++ || echo "${CXX:-c++}") \
+        build_tree "$tree" "${args[@]}" >"$tree.build.log" 2>&1; then
         tail -40 "$tree.build.log"
         echo "build of $tree failed"
         echo "0 passed, 1 failed"
@@ -32,4 +35,8 @@ echo "== running unit and integration suites under ASan+UBSan (build-asan/)"
 meson test -C build-asan --no-suite lint --num-processes 2 --print-errorlogs \
     >build-asan/meson-test.out 2>&1
 grep -E "^ *[0-9]+/[0-9]+ " build-asan/meson-test.out
-python3 scripts/lib/summarize.py plain=build/meson-logs asan=build-asan/meson-logs
+echo "== fuzzing the chain walker and the vhost-user message rules (build-fuzz/)"
+meson test -C build-fuzz --print-errorlogs >build-fuzz/meson-test.out 2>&1
+grep -E "^ *[0-9]+/[0-9]+ " build-fuzz/meson-test.out
+python3 scripts/lib/summarize.py plain=build/meson-logs asan=build-asan/meson-logs \
+    fuzz=build-fuzz/meson-logs

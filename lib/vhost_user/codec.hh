@@ -32,7 +32,9 @@ struct message {
     template <typename T> T as() const noexcept {
         static_assert(std::is_trivially_copyable_v<T>);
         T out{};
-        std::memcpy(&out, payload.data(), payload.size() < sizeof(T) ? payload.size() : sizeof(T));
+        if (!payload.empty()) // memcpy from an empty vector's null data() is undefined
+            std::memcpy(&out, payload.data(),
+                        payload.size() < sizeof(T) ? payload.size() : sizeof(T));
         return out;
     }
     uint64_t as_u64() const noexcept { return as<uint64_t>(); }

@@ -7,7 +7,7 @@ VUISO_PACKAGES=(
     libspdlog-dev libfmt-dev libnuma-dev libgtest-dev
     nlohmann-json3-dev                 # tests: parses dpdk-telemetry.py replies
     qemu-system-x86 qemu-utils         # qemu-storage-daemon, qemu-system-x86_64
-    clang-format
+    clang-format clang libclang-rt-14-dev   # lint; libFuzzer targets (tests/fuzz)
     cpio                               # packs the test guest's initramfs
 )
 
