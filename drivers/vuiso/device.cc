@@ -6,10 +6,12 @@
 #include "vring/split_ring.hh"
 
 #include <cstring>
+#include <rte_cycles.h>
 #include <rte_vhost.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <thread>
+#include <unistd.h>
 
 namespace vuiso::drivers {
 
@@ -157,9 +159,8 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         s.backend_call_fd = q->call.get();
         q->relay = std::make_unique<relay::queue_relay>(s);
 
-        vhost_user::vring_addr addr{i, 0, reg.user_addr(*d), reg.user_addr(*u), reg.user_addr(*a),
-                                    0};
-        VUISO_TRY(_link->start_ring({addr, S, 0, q->kick.get(), q->call.get()},
+        q->addr = {i, 0, reg.user_addr(*d), reg.user_addr(*u), reg.user_addr(*a), 0};
+        VUISO_TRY(_link->start_ring({q->addr, S, 0, q->kick.get(), q->call.get()},
                                     sf & bit(vhost_user::f_protocol_features)));
         _queues.push_back(std::move(q));
     }
@@ -238,10 +239,84 @@ void port::stop_backend_rings() {
     }
 }
 
+void port::backend_lost() {
+    _log->warn("back-end {} went away", _cfg.backend_path);
+    if (_running) {
+        _backend_lost = true;
+        unsigned held = 0;
+        for (auto& q : _queues) {
+            if (!q->relay)
+                continue;
+            _workers.remove(q->relay.get());
+            q->relay->poll_completions(rte_rdtsc()); // what it finished before it went
+            held += q->relay->in_flight();
+        }
+        if (_cfg.mode == relay::isolation::bounce)
+            _log->warn("{} requests it had not completed are held for the next back-end; the "
+                       "guest's new requests wait",
+                       held);
+        else
+            _log->error("passthrough: the back-end ran the guest's rings itself; what it had taken "
+                        "is lost with it. The device starts again when the guest resets it");
+    }
+    if (_link)
+        _link->disconnect();
+    _link.reset();
+}
+
+void port::backend_back() {
+    if (_running && _backend_lost && _cfg.mode == relay::isolation::bounce) {
+        auto r = resume_bounce();
+        if (r) {
+            _backend_lost = false;
+            return;
+        }
+        _log->error("the device could not be moved to the new back-end: {}", r.err().message);
+        return;
+    }
+    if (!_running && _device_wanted && _vid >= 0) { // it became ready while the back-end was away
+        if (auto r = start_device(_vid); !r)
+            _log->error("device start failed: {}", r.err().message);
+    }
+}
+
+result<void> port::resume_bounce() {
+    if (_shadow_features & ~_backend_features)
+        return make_error(ENOTSUP,
+                          fmt::format("the new back-end offers {:#x}, the device uses {:#x}",
+                                      _backend_features, _shadow_features));
+    VUISO_TRY(_link->set_features(_shadow_features));
+    auto& reg = *_region;
+    vhost_user::shared_mem sm{reg.fd(), {reg.iova_base(), reg.size(), reg.user_base(), 0}};
+    VUISO_TRY(_link->set_mem_table(std::span(&sm, 1)));
+    unsigned again = 0;
+    for (auto& q : _queues) {
+        unsigned n = q->relay->resubmit(rte_rdtsc());
+        VUISO_TRY(_link->start_ring({q->addr, shadow_ring_size, 0, q->kick.get(), q->call.get()},
+                                    _shadow_features & bit(vhost_user::f_protocol_features)));
+        if (n) { // the new back-end has not asked for kicks yet: tell it once
+            uint64_t one = 1;
+            if (::write(q->kick.get(), &one, sizeof(one)) != sizeof(one))
+                return make_error(errno, "kicking the new back-end failed");
+        }
+        again += n;
+    }
+    if (_link->has_protocol(vhost_user::pf_status)) {
+        using namespace virtio;
+        VUISO_TRY(_link->set_status(status_acknowledge | status_driver | status_features_ok |
+                                    status_driver_ok));
+    }
+    for (auto& q : _queues)
+        _workers.add(q->relay.get(), _lcore, fmt::format("{}:{}", _cfg.name, q->index));
+    _log->info("device moved to the new back-end: {} requests resubmitted", again);
+    return success();
+}
+
 void port::stop_device(int vid) {
     if (!_running || vid != _vid)
         return;
     _running = false;
+    _backend_lost = false;
     for (auto& q : _queues)
         if (q->relay)
             _workers.remove(q->relay.get());

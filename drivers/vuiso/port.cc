@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <poll.h>
 #include <rte_vhost.h>
 #include <spdlog/spdlog.h>
 
@@ -89,17 +90,50 @@ void port::stop() {
         _link->disconnect();
 }
 
-// Connects the back-end, retrying with backoff; then opens the guest socket.
+namespace {
+
+// Waits up to `timeout` for the peer of `fd` to hang up.
+bool hung_up(int fd, std::chrono::milliseconds timeout) {
+    pollfd p{fd, POLLRDHUP, 0};
+    int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    return n > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+} // namespace
+
+// Connects the back-end, retrying with backoff; then opens the guest
+// socket. Afterwards it watches the link: a back-end that goes away is
+// reconnected the same way, and a running device moved over to it.
 void port::link_thread() {
     auto backoff = 100ms;
     std::unique_lock lk(_mu);
+    unique_fd watch;
     while (!_stopping) {
+        if (_link && _link->connected()) {
+            if (!watch)
+                watch = _link->watch_fd();
+            lk.unlock();
+            bool gone = hung_up(watch.get(), 200ms);
+            lk.lock();
+            if (gone && !_stopping)
+                backend_lost();
+            continue;
+        }
+        if (_link) // dropped by a failed request in another thread
+            backend_lost();
+        watch.reset();
         auto r = connect_backend();
         if (r) {
+            backoff = 100ms;
+            if (_guest_open) {
+                backend_back();
+                continue;
+            }
             auto g = open_guest_socket();
             if (g)
-                return;
+                continue;
             _log->error("{}", g.err().message);
+            _link.reset();
         } else {
             _log->warn("back-end {} not ready: {}; retrying in {} ms", _cfg.backend_path,
                        r.err().message, backoff.count());
@@ -280,6 +314,12 @@ port::info_snapshot port::info() {
 
 int port::on_new_device(int vid) {
     std::lock_guard g(_mu);
+    _device_wanted = true;
+    if (!_link || !_link->connected()) {
+        _log->warn("the guest's device is ready but the back-end is away: it starts when the "
+                   "back-end is back");
+        return 0;
+    }
     auto r = start_device(vid);
     if (!r) {
         _log->error("device start failed: {}", r.err().message);
@@ -290,6 +330,7 @@ int port::on_new_device(int vid) {
 
 void port::on_destroy_device(int vid) {
     std::lock_guard g(_mu);
+    _device_wanted = false;
     _restart_after_message = false;
     stop_device(vid);
 }

@@ -93,8 +93,16 @@ class port {
         std::unique_ptr<relay::queue_relay> relay; // bounce mode only
         unique_fd kick, call;                      // shadow ring eventfds (bounce)
         uint16_t guest_ring = 0;
+        vhost_user::vring_addr addr{}; // the shadow ring, as the back-end maps it (bounce)
     };
     void link_thread();
+    // The back-end hung up: take the queues off the lcores, keep what is in
+    // flight, drop the link (the guest side stays up; its requests wait).
+    void backend_lost();
+    // A new back-end link: bring a device that was running (or waiting for
+    // the back-end) up on it, resubmitting what the old one did not finish.
+    void backend_back();
+    result<void> resume_bounce();
     result<void> connect_backend();
     result<void> open_guest_socket();
     result<void> start_device(int vid);
@@ -125,6 +133,8 @@ class port {
     std::vector<std::unique_ptr<queue>> _queues;
     int _vid = -1;
     bool _running = false;
+    bool _device_wanted = false; // rte_vhost says the guest's device is ready (new_device)
+    bool _backend_lost = false;  // _running, but its back-end went away
     bool _restart_after_message = false;
     std::vector<relay::queue_stats> _retired; // per queue index, of queues torn down
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <rte_memcpy.h>
 #include <unistd.h>
+#include <vector>
 
 namespace vuiso::relay {
 namespace {
@@ -66,7 +67,7 @@ unsigned queue_relay::complete(uint64_t now) noexcept {
         uint16_t d = sh;
         for (uint16_t k = 0; k < ch.ndesc; ++k) {
             shadow_slot& s = _slot[d];
-            if (s.guest && left && !ch.abandoned) {
+            if (s.writable && left && !ch.abandoned) {
                 uint32_t c = std::min(left, s.len);
                 rte_memcpy(s.guest, _pool.ptr(s.buf), c);
                 left -= c;
@@ -74,6 +75,7 @@ unsigned queue_relay::complete(uint64_t now) noexcept {
             _pool.give(s.buf);
             d = s.next;
         }
+        ch.ndesc = 0;
         if (ch.abandoned)
             continue;
         uint32_t copied = _done[i].len - left;
@@ -149,7 +151,7 @@ queue_relay::verdict queue_relay::relay_chain(uint16_t head, uint64_t now) noexc
             if (!p.writable)
                 rte_memcpy(_pool.ptr(buf), p.ptr + off, len);
             _segs[s] = vring::segment{_pool.iova(buf), len, p.writable};
-            _stage[s] = shadow_slot{p.writable ? p.ptr + off : nullptr, buf, len, 0};
+            _stage[s] = shadow_slot{p.ptr + off, buf, len, 0, p.writable};
         }
     }
     int sh = _shadow.add_chain(std::span<const vring::segment>(_segs.get(), s), _ids.get());
@@ -177,6 +179,51 @@ void queue_relay::disarm() noexcept {
     _shadow.set_interrupts(false);
 }
 
+unsigned queue_relay::resubmit(uint64_t now) {
+    // Chains in flight, oldest first, with their records (the descriptor
+    // indexes are about to be reused).
+    struct saved {
+        shadow_chain chain;
+        std::vector<shadow_slot> slots;
+    };
+    std::vector<saved> in_flight;
+    for (uint16_t sh = 0; sh < _shadow.size(); ++sh) {
+        shadow_chain& ch = _chain[sh];
+        if (ch.ndesc == 0)
+            continue;
+        saved s{ch, {}};
+        for (uint16_t k = 0, d = sh; k < ch.ndesc; ++k, d = _slot[d].next)
+            s.slots.push_back(_slot[d]);
+        ch.ndesc = 0;
+        if (ch.abandoned) { // nobody waits for it: just free its buffers
+            for (auto& sl : s.slots)
+                _pool.give(sl.buf);
+            continue;
+        }
+        in_flight.push_back(std::move(s));
+    }
+    std::sort(in_flight.begin(), in_flight.end(),
+              [](const saved& a, const saved& b) { return a.chain.posted_at < b.chain.posted_at; });
+    _shadow.reset();
+    for (auto& s : in_flight) {
+        uint16_t n = 0;
+        for (auto& sl : s.slots) {
+            if (!sl.writable)
+                rte_memcpy(_pool.ptr(sl.buf), sl.guest, sl.len);
+            _segs[n++] = vring::segment{_pool.iova(sl.buf), sl.len, sl.writable};
+        }
+        int sh = _shadow.add_chain(std::span<const vring::segment>(_segs.get(), n), _ids.get());
+        for (uint16_t i = 0; i < n; ++i) {
+            s.slots[i].next = i + 1 < n ? _ids[i + 1] : 0;
+            _slot[_ids[i]] = s.slots[i];
+        }
+        _chain[sh] = shadow_chain{now, s.chain.guest_head, n, false};
+    }
+    _shadow.publish(); // the new back-end sees them when it starts the ring
+    _c.resubmitted += in_flight.size();
+    return static_cast<unsigned>(in_flight.size());
+}
+
 void queue_relay::abandon_in_flight() noexcept {
     _c.abandoned += _shadow.in_flight();
     for (uint16_t i = 0; i < _shadow.size(); ++i)
@@ -194,6 +241,7 @@ queue_stats queue_relay::stats() const noexcept {
     s[metric::requests] = _c.requests;
     s[metric::completions] = _c.completions;
     s[metric::abandoned] = _c.abandoned;
+    s[metric::resubmitted] = _c.resubmitted;
     // Derived from the counters, not read from the ring the lcore owns.
     uint64_t settled = s[metric::completions] + s[metric::abandoned];
     s[metric::in_flight] = s[metric::requests] > settled ? s[metric::requests] - settled : 0;

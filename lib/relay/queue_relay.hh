@@ -40,6 +40,7 @@ struct relay_counters {
     counter guest_irqs;
     counter guest_irqs_suppressed;
     counter abandoned;   // in flight when the device stopped
+    counter resubmitted; // posted again to a new back-end after the old one was lost
     counter pool_in_use; // gauge, refreshed on every pass that moved something
 };
 
@@ -86,6 +87,14 @@ class queue_relay {
     [[nodiscard]] int guest_kick_fd() const noexcept { return _guest_kick_fd; }
     [[nodiscard]] int backend_call_fd() const noexcept { return _backend_call_fd; }
 
+    // The back-end is gone, and with it what it had not completed. Resets
+    // the shadow ring for its successor and posts every chain in flight
+    // again, readable bytes copied again from the guest (the old back-end
+    // could write to those buffers). Control plane only, with the queue
+    // off its lcore; harvest the old back-end's last completions first.
+    // Returns how many chains were posted again.
+    unsigned resubmit(uint64_t now);
+
     // Forget the guest side of what is in flight: later completions free
     // their buffers but write nothing to the guest (its memory is going away).
     void abandon_in_flight() noexcept;
@@ -113,15 +122,16 @@ class queue_relay {
     // What a shadow descriptor stands for (private: the back-end cannot
     // reach it).
     struct shadow_slot {
-        uint8_t* guest; // writable: where its bytes go back; nullptr otherwise or abandoned
+        uint8_t* guest; // the guest bytes it stands for
         uint32_t buf;   // bounce buffer index
         uint32_t len;   // bytes in it
         uint16_t next;  // next descriptor of the chain
+        bool writable;  // the back-end writes it; copied back on completion
     };
     struct shadow_chain {
         uint64_t posted_at; // TSC
         uint16_t guest_head;
-        uint16_t ndesc;
+        uint16_t ndesc; // 0: not in flight
         bool abandoned;
     };
 

@@ -44,6 +44,8 @@ std::string_view name_of(metric s) noexcept {
         return "guest_irqs_suppressed";
     case metric::abandoned:
         return "abandoned";
+    case metric::resubmitted:
+        return "resubmitted";
     case metric::pool_buffers:
         return "pool_buffers";
     case metric::pool_in_use:

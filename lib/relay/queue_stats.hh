@@ -35,6 +35,7 @@ enum class metric : uint8_t {
     guest_irqs,
     guest_irqs_suppressed, // used entries published without one: the guest opted out
     abandoned,             // in flight when the device stopped; the guest was not touched
+    resubmitted,           // posted again to a reconnected back-end
     pool_buffers,          // gauge
     pool_in_use,           // gauge
     count_,

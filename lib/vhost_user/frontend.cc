@@ -3,6 +3,7 @@
 #include "common/log.hh"
 #include "vhost_user/channel.hh"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <thread>
@@ -77,6 +78,10 @@ result<std::unique_ptr<frontend>> frontend::open(frontend_options opts) {
 
 bool frontend::connected() const noexcept {
     return _st->chan.connected();
+}
+
+unique_fd frontend::watch_fd() const noexcept {
+    return unique_fd(_st->chan.connected() ? ::fcntl(_st->chan.fd(), F_DUPFD_CLOEXEC, 0) : -1);
 }
 
 void frontend::disconnect() noexcept {

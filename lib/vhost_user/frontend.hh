@@ -57,6 +57,9 @@ class frontend {
     frontend& operator=(const frontend&) = delete;
 
     [[nodiscard]] bool connected() const noexcept;
+    // A duplicate of the socket for another thread to poll for the peer's
+    // hang-up (POLLRDHUP) without racing a close of the original.
+    [[nodiscard]] unique_fd watch_fd() const noexcept;
     void disconnect() noexcept;
     // Drops the connection (if any) and establishes a new one; negotiation
     // state is forgotten, the caller replays its setup.

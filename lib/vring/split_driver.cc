@@ -1,5 +1,7 @@
 #include "vring/split_driver.hh"
 
+#include <cstring>
+
 namespace vuiso::vring {
 namespace {
 
@@ -21,6 +23,20 @@ split_driver::split_driver(void* desc_table, void* avail, void* used, uint16_t s
       _next(new uint16_t[size]), _chain_len(new uint16_t[size]()), _writable(new uint32_t[size]()) {
     for (uint16_t i = 0; i < size; ++i)
         _next[i] = static_cast<uint16_t>((i + 1) % size);
+}
+
+void split_driver::reset() noexcept {
+    std::memset(static_cast<void*>(_desc), 0, desc_bytes(_size));
+    std::memset(_avail, 0, avail_bytes(_size));
+    std::memset(_used, 0, used_bytes(_size));
+    for (uint16_t i = 0; i < _size; ++i) {
+        _next[i] = static_cast<uint16_t>((i + 1) % _size);
+        _chain_len[i] = 0;
+        _writable[i] = 0;
+    }
+    _avail_idx = _published_idx = _last_used = _free_head = _in_flight = 0;
+    _free_count = _size;
+    set_interrupts(_interrupts);
 }
 
 int split_driver::add_chain(std::span<const segment> segs, uint16_t* ids) noexcept {

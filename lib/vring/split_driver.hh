@@ -69,6 +69,10 @@ class split_driver {
     // Interrupts on, then: did used entries arrive meanwhile (do not sleep)?
     bool enable_interrupts() noexcept;
 
+    // A new device takes the ring (the old one is gone): zeroes the shared
+    // parts, forgets every chain in flight, keeps the counters.
+    void reset() noexcept;
+
   private:
     desc* _desc;
     uint16_t* _avail; // flags, idx, ring[size], used_event
