@@ -69,6 +69,19 @@ class split_driver {
     // Interrupts on, then: did used entries arrive meanwhile (do not sleep)?
     bool enable_interrupts() noexcept;
 
+    // Hostile-guest tests only: the descriptor table to write anything into,
+    // and heads posted as they are (no accounting, no checks; publish()
+    // makes them visible). Use indexes add_chain() is not using.
+    desc* raw_table() noexcept { return _desc; }
+    void post_raw(uint16_t head) noexcept {
+        _avail[2 + (_avail_idx & (_size - 1))] = head;
+        ++_avail_idx;
+    }
+    // Moves the avail index by `delta` as a broken guest would (publish()).
+    void skew_avail(uint16_t delta) noexcept {
+        _avail_idx = static_cast<uint16_t>(_avail_idx + delta);
+    }
+
     // A new device takes the ring (the old one is gone): zeroes the shared
     // parts, forgets every chain in flight, keeps the counters.
     void reset() noexcept;
