@@ -9,7 +9,7 @@ namespace vuiso::bench {
 void print(const report& r, bool json) {
     std::string out;
     if (json) {
-        out = "{";
+        out.push_back('{'); // not `out = "{"`: GCC 12 warns falsely (-Wrestrict) under ASan
         for (size_t i = 0; i < r.figures.size(); ++i) {
             const auto& f = r.figures[i];
             out += fmt::format("{}\"{}\": ", i ? ", " : "", f.key);
