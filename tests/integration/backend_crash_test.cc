@@ -22,23 +22,7 @@ using namespace vuiso::testing;
 
 namespace {
 
-constexpr uint32_t block = 4096;
-
-// The bytes of block `n`: its number and a simple function of the offset,
-// so a block written to the wrong place, or stale, or torn, is seen.
-void fill(uint8_t* p, uint64_t n) {
-    for (uint32_t i = 0; i < block; i += 8) {
-        uint64_t v = (n << 20) ^ (i * 0x9e3779b97f4a7c15ull);
-        std::memcpy(p + i, &v, 8);
-    }
-}
-
-size_t count(const std::string& text, const std::string& what) {
-    size_t n = 0;
-    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
-        ++n;
-    return n;
-}
+constexpr uint32_t block = block_bytes;
 
 } // namespace
 
@@ -68,7 +52,7 @@ TEST(BackendCrash, WritesSurviveThreeBackendCrashes) {
         while (next < blocks && blk->busy() < blk->options().depth) {
             int slot = blk->submit(virtio::blk::t_out, next * (block / 512), block);
             ASSERT_GE(slot, 0);
-            fill(blk->data(slot).data(), next);
+            fill_block(blk->data(slot).data(), next);
             slot_block[slot] = next++;
         }
         blk->flush();
@@ -96,7 +80,7 @@ TEST(BackendCrash, WritesSurviveThreeBackendCrashes) {
     for (uint64_t b = 0; b < blocks; ++b) {
         auto r = blk->read(b * (block / 512), got);
         ASSERT_TRUE(r) << r.err().message;
-        fill(want.data(), b);
+        fill_block(want.data(), b);
         ASSERT_EQ(got, want) << "block " << b << " is not what was acknowledged";
     }
     auto st = telemetry(v.prefix, "/vuiso/port/stats,0");

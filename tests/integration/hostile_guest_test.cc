@@ -207,10 +207,7 @@ TEST(HostileGuest, EveryBadChainIsRejectedCountedAndTheGuestKeepsBeingServed) {
     dev1.reset();
     EXPECT_EQ(v.stop(), 0);
     std::string log = read_file(v.log);
-    size_t reports = 0;
-    for (size_t at = log.find("the guest sent"); at != std::string::npos;
-         at = log.find("the guest sent", at + 1))
-        ++reports;
+    size_t reports = count(log, "the guest sent");
     EXPECT_GE(reports, 1u);
     EXPECT_LE(reports, 4u) << "rate limited: one line a second, not one a chain\n" << log;
     EXPECT_TRUE(qsd0.proc.running() && qsd1.proc.running());

@@ -27,13 +27,6 @@ run_result check(const std::string& kind, const std::string& sock) {
     return run({loopcheck(), kind, sock}, 60s);
 }
 
-size_t count(const std::string& text, const std::string& what) {
-    size_t n = 0;
-    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
-        ++n;
-    return n;
-}
-
 std::string make_image(const temp_dir& dir) {
     std::string image = dir.file("disk.raw");
     std::ofstream(image, std::ios::binary).close();

@@ -32,13 +32,6 @@ std::string make_image(const temp_dir& dir) {
     return image;
 }
 
-size_t count(const std::string& text, const std::string& what) {
-    size_t n = 0;
-    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
-        ++n;
-    return n;
-}
-
 uint64_t hex(const json& j) {
     return std::stoull(j.get<std::string>(), nullptr, 16);
 }

@@ -47,6 +47,13 @@ void run_requests(loadgen::blk_driver& blk, uint32_t type, unsigned n, uint32_t 
     }
 }
 
+void fill_block(uint8_t* p, uint64_t n) {
+    for (uint32_t i = 0; i < block_bytes; i += 8) {
+        uint64_t v = (n << 20) ^ (i * 0x9e3779b97f4a7c15ull);
+        std::memcpy(p + i, &v, 8);
+    }
+}
+
 std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock) {
     loadgen::device_options o;
     o.path = sock;

@@ -22,6 +22,11 @@ struct sent {
 void run_requests(loadgen::blk_driver& blk, uint32_t type, unsigned n, uint32_t len, sent& s,
                   uint64_t base = 0);
 
+// The 4 KiB of block `n`: its number and a function of the offset, so a
+// block written to the wrong place, stale or torn is seen.
+void fill_block(uint8_t* p, uint64_t n);
+inline constexpr uint32_t block_bytes = 4096;
+
 // Plays the VMM on `sock` (EVENT_IDX on); throws if the device cannot start.
 std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock);
 

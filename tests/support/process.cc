@@ -173,6 +173,13 @@ run_result run(const std::vector<std::string>& argv, std::chrono::milliseconds t
     return r;
 }
 
+size_t count(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+        ++n;
+    return n;
+}
+
 double cpu_seconds(pid_t pid) {
     // /proc/PID/stat: fields 14 and 15 (utime, stime) after the ")" of comm.
     std::string st = read_file("/proc/" + std::to_string(pid) + "/stat");

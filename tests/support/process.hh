@@ -51,6 +51,9 @@ bool wait_for_text(const std::string& path, const std::string& text,
                    std::chrono::milliseconds timeout);
 std::string read_file(const std::string& path);
 
+// How many times `what` occurs in `text`.
+size_t count(const std::string& text, const std::string& what);
+
 // CPU time (user + system) `pid` has used so far, in seconds.
 double cpu_seconds(pid_t pid);
 
