@@ -1,0 +1,64 @@
+// A vhost-user back-end of our own that misbehaves on cue, for the tests
+// of what dpdk-vuiso does with a hostile back-end. It speaks just enough of
+// the protocol (no protocol features, one queue), maps the memory it is
+// given, and serves its ring from a thread: each chain's writable bytes
+// are filled with 0x5a and the chain completed — or, by mode, completed
+// wrongly, or never, or the connection is dropped.
+#pragma once
+
+#include "common/unique_fd.hh"
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace vuiso::testing {
+
+enum class backend_mode {
+    good,
+    unknown_used_id,   // a used id that names no chain in flight
+    duplicate_used_id, // every completion twice
+    len_too_large,     // used len far above the writable bytes
+    used_idx_jump,     // the used index moved 5 past what was completed
+    scribble,          // overwrite the avail ring and descriptors, then complete
+    never_complete,
+    hang_up, // close the connection on the first request
+};
+
+class hostile_backend {
+  public:
+    explicit hostile_backend(std::string path);
+    ~hostile_backend();
+    hostile_backend(const hostile_backend&) = delete;
+    hostile_backend& operator=(const hostile_backend&) = delete;
+
+    void set_mode(backend_mode m) { _mode.store(m); }
+    [[nodiscard]] uint64_t served() const { return _served.load(); }
+    const std::string path;
+
+  private:
+    void control();
+    void device();
+    struct mapping {
+        uint64_t gpa, size, uaddr;
+        uint8_t* base;
+        size_t len;
+    };
+    uint8_t* from_user(uint64_t uaddr) const;
+    uint8_t* from_gpa(uint64_t gpa, uint32_t len) const;
+
+    unique_fd _listener;
+    std::atomic<backend_mode> _mode{backend_mode::good};
+    std::atomic<bool> _stop{false}, _ring_ready{false}, _device_idle{true};
+    std::atomic<uint64_t> _generation{0};
+    std::atomic<uint16_t> _last_avail{0};
+    std::atomic<uint64_t> _served{0};
+    std::atomic<int> _conn{-1};
+    std::vector<mapping> _maps;
+    uint16_t _num = 0;
+    uint64_t _desc = 0, _avail = 0, _used = 0; // user addresses
+    std::thread _control, _device;
+};
+
+} // namespace vuiso::testing
