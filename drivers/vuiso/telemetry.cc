@@ -129,6 +129,14 @@ template <typename Fn> int with_ports(rte_tel_data* d, Fn&& fn) {
     return 0;
 }
 
+// The same, for a command about the one port its parameter names.
+template <typename Fn> int with_port(const char* params, rte_tel_data* d, Fn&& fn) {
+    return with_ports(d, [&](dict& r) {
+        if (port* p = find_port(params, r))
+            fn(*p, r);
+    });
+}
+
 int cmd_ports(const char*, const char*, rte_tel_data* d) {
     return with_ports(d, [](dict& r) {
         auto& a = attached();
@@ -138,12 +146,9 @@ int cmd_ports(const char*, const char*, rte_tel_data* d) {
 }
 
 int cmd_info(const char*, const char* params, rte_tel_data* d) {
-    return with_ports(d, [params](dict& r) {
-        port* p = find_port(params, r);
-        if (!p)
-            return;
-        const port_config& c = p->config();
-        auto i = p->info();
+    return with_port(params, d, [](port& p, dict& r) {
+        const port_config& c = p.config();
+        auto i = p.info();
         r.str("name", c.name).str("isolation", relay::to_string(c.mode));
         dict guest, backend, region;
         guest.str("socket", c.guest_path)
@@ -169,22 +174,16 @@ int cmd_info(const char*, const char* params, rte_tel_data* d) {
 }
 
 int cmd_stats(const char*, const char* params, rte_tel_data* d) {
-    return with_ports(d, [params](dict& r) {
-        port* p = find_port(params, r);
-        if (!p)
-            return;
-        r.str("name", p->config().name);
-        stats(r, p->stats(), true);
+    return with_port(params, d, [](port& p, dict& r) {
+        r.str("name", p.config().name);
+        stats(r, p.stats(), true);
     });
 }
 
 int cmd_queues(const char*, const char* params, rte_tel_data* d) {
-    return with_ports(d, [params](dict& r) {
-        port* p = find_port(params, r);
-        if (!p)
-            return;
-        r.str("name", p->config().name);
-        for (auto& q : p->queues()) {
+    return with_port(params, d, [](port& p, dict& r) {
+        r.str("name", p.config().name);
+        for (auto& q : p.queues()) {
             dict qd;
             qd.str("state", q.running ? "running" : "stopped")
                 .u64("lcore", q.lcore)

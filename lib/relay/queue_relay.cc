@@ -31,21 +31,15 @@ queue_relay::queue_relay(const queue_setup& s)
 unsigned queue_relay::poll(uint64_t now) noexcept {
     unsigned n = complete(now);
     n += submit(now);
-    finish(_guest.publish_used());
-    if (n)
-        _c.pool_in_use.set(_pool.capacity() - _pool.available());
-    return n;
+    return finish(n);
 }
 
 unsigned queue_relay::poll_completions(uint64_t now) noexcept {
-    unsigned n = complete(now);
-    finish(_guest.publish_used());
-    if (n)
-        _c.pool_in_use.set(_pool.capacity() - _pool.available());
-    return n;
+    return finish(complete(now));
 }
 
-void queue_relay::finish(guest_ring::notify n) noexcept {
+unsigned queue_relay::finish(unsigned moved) noexcept {
+    guest_ring::notify n = _guest.publish_used();
     if (n == guest_ring::notify::suppressed) {
         ++_c.guest_irqs_suppressed;
     } else if (n == guest_ring::notify::interrupt) {
@@ -56,6 +50,9 @@ void queue_relay::finish(guest_ring::notify n) noexcept {
             ++_c.guest_irqs_suppressed; // wanted, but the guest gave no call fd: it polls
         }
     }
+    if (moved)
+        _c.pool_in_use.set(_pool.capacity() - _pool.available());
+    return moved;
 }
 
 unsigned queue_relay::complete(uint64_t now) noexcept {

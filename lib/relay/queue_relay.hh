@@ -117,7 +117,9 @@ class queue_relay {
     unsigned complete(uint64_t now) noexcept;
     unsigned submit(uint64_t now) noexcept;
     verdict relay_chain(uint16_t head, uint64_t now) noexcept;
-    void finish(guest_ring::notify n) noexcept;
+    // Publishes the guest's used entries, interrupts it if it asked, and
+    // refreshes the pool gauge; returns `moved`.
+    unsigned finish(unsigned moved) noexcept;
 
     // What a shadow descriptor stands for (private: the back-end cannot
     // reach it).

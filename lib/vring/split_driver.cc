@@ -21,14 +21,10 @@ split_driver::split_driver(void* desc_table, void* avail, void* used, uint16_t s
     : _desc(static_cast<desc*>(desc_table)), _avail(static_cast<uint16_t*>(avail)),
       _used(static_cast<uint16_t*>(used)), _size(size), _event_idx(event_idx), _free_count(size),
       _next(new uint16_t[size]), _chain_len(new uint16_t[size]()), _writable(new uint32_t[size]()) {
-    for (uint16_t i = 0; i < size; ++i)
-        _next[i] = static_cast<uint16_t>((i + 1) % size);
+    forget_chains();
 }
 
-void split_driver::reset() noexcept {
-    std::memset(static_cast<void*>(_desc), 0, desc_bytes(_size));
-    std::memset(_avail, 0, avail_bytes(_size));
-    std::memset(_used, 0, used_bytes(_size));
+void split_driver::forget_chains() noexcept {
     for (uint16_t i = 0; i < _size; ++i) {
         _next[i] = static_cast<uint16_t>((i + 1) % _size);
         _chain_len[i] = 0;
@@ -36,6 +32,13 @@ void split_driver::reset() noexcept {
     }
     _avail_idx = _published_idx = _last_used = _free_head = _in_flight = 0;
     _free_count = _size;
+}
+
+void split_driver::reset() noexcept {
+    std::memset(static_cast<void*>(_desc), 0, desc_bytes(_size));
+    std::memset(_avail, 0, avail_bytes(_size));
+    std::memset(_used, 0, used_bytes(_size));
+    forget_chains();
     set_interrupts(_interrupts);
 }
 

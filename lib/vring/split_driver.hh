@@ -106,6 +106,7 @@ class split_driver {
     std::unique_ptr<uint32_t[]> _writable;  // writable bytes per head
     driver_counters _c;
 
+    void forget_chains() noexcept; // free list whole, nothing in flight, indexes 0
     used_elem* used_ring() const noexcept { return reinterpret_cast<used_elem*>(_used + 2); }
 };
 

@@ -20,13 +20,6 @@ using namespace vuiso::testing;
 
 namespace {
 
-std::string make_image(const temp_dir& dir) {
-    std::string image = dir.file("disk.raw");
-    std::ofstream(image, std::ios::binary).close();
-    std::filesystem::resize_file(image, size_t{16} << 20);
-    return image;
-}
-
 // Share of one core the process used over `span`.
 double cpu_share(pid_t pid, std::chrono::milliseconds span) {
     double before = cpu_seconds(pid);
@@ -38,7 +31,8 @@ double cpu_share(pid_t pid, std::chrono::milliseconds span) {
 
 TEST(AdaptivePolling, IdleLcoreSleepsAndTheNextRequestWakesIt) {
     temp_dir dir;
-    auto qsd = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"));
+    auto qsd =
+        qsd_peer::start(dir, make_image(dir, "disk.raw", size_t{16} << 20), dir.file("blk.sock"));
     std::string g = dir.file("guest.sock");
     auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g},
                                {"--idle-ms", "50"});
@@ -77,7 +71,8 @@ TEST(AdaptivePolling, IdleLcoreSleepsAndTheNextRequestWakesIt) {
 
 TEST(AdaptivePolling, AlwaysPollingKeepsACoreBusy) {
     temp_dir dir;
-    auto qsd = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"));
+    auto qsd =
+        qsd_peer::start(dir, make_image(dir, "disk.raw", size_t{16} << 20), dir.file("blk.sock"));
     std::string g = dir.file("guest.sock");
     auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g},
                                {"--idle-ms", "0"});

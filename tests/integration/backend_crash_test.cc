@@ -28,9 +28,7 @@ constexpr uint32_t block = block_bytes;
 
 TEST(BackendCrash, WritesSurviveThreeBackendCrashes) {
     temp_dir dir;
-    std::string image = dir.file("disk.raw"), bsock = dir.file("blk.sock");
-    std::ofstream(image, std::ios::binary).close();
-    std::filesystem::resize_file(image, size_t{64} << 20);
+    std::string image = make_image(dir), bsock = dir.file("blk.sock");
     auto qsd = qsd_peer::start(dir, image, bsock);
     std::string g = dir.file("guest.sock");
     auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + bsock}, {g});

@@ -24,13 +24,6 @@ using vring::desc;
 
 namespace {
 
-std::string make_image(const temp_dir& dir, const std::string& name) {
-    std::string image = dir.file(name);
-    std::ofstream(image, std::ios::binary).close();
-    std::filesystem::resize_file(image, size_t{16} << 20);
-    return image;
-}
-
 constexpr uint16_t N = vring::desc_f_next, W = vring::desc_f_write, I = vring::desc_f_indirect;
 
 // One hostile input: what it writes (descriptor indexes from 128 up, an
@@ -47,8 +40,10 @@ struct hostile {
 
 TEST(HostileGuest, EveryBadChainIsRejectedCountedAndTheGuestKeepsBeingServed) {
     temp_dir dir;
-    auto qsd0 = qsd_peer::start(dir, make_image(dir, "d0.raw"), dir.file("b0.sock"));
-    auto qsd1 = qsd_peer::start(dir, make_image(dir, "d1.raw"), dir.file("b1.sock"));
+    auto qsd0 =
+        qsd_peer::start(dir, make_image(dir, "d0.raw", size_t{16} << 20), dir.file("b0.sock"));
+    auto qsd1 =
+        qsd_peer::start(dir, make_image(dir, "d1.raw", size_t{16} << 20), dir.file("b1.sock"));
     std::string g0 = dir.file("g0.sock"), g1 = dir.file("g1.sock");
     auto v = vuiso_proc::start(dir,
                                {"vuiso0,guest=" + g0 + ",backend=" + qsd0.sock,

@@ -14,9 +14,7 @@ using namespace vuiso::testing;
 
 TEST(Reconnect, ClientSessionAfterBackendCrash) {
     temp_dir dir;
-    std::string image = dir.file("disk.raw");
-    { std::ofstream(image).close(); }
-    std::filesystem::resize_file(image, size_t{16} << 20);
+    std::string image = make_image(dir, "disk.raw", size_t{16} << 20);
     auto qsd = qsd_peer::start(dir, image, dir.file("blk.sock"));
 
     vhost_user::frontend_options fo;

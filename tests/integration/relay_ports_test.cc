@@ -27,13 +27,6 @@ run_result check(const std::string& kind, const std::string& sock) {
     return run({loopcheck(), kind, sock}, 60s);
 }
 
-std::string make_image(const temp_dir& dir) {
-    std::string image = dir.file("disk.raw");
-    std::ofstream(image, std::ios::binary).close();
-    std::filesystem::resize_file(image, size_t{64} << 20);
-    return image;
-}
-
 } // namespace
 
 TEST(RelayPorts, BouncePortAndPassthroughPortInOneProcess) {

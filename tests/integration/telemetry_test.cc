@@ -25,13 +25,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string make_image(const temp_dir& dir) {
-    std::string image = dir.file("disk.raw");
-    std::ofstream(image, std::ios::binary).close();
-    std::filesystem::resize_file(image, size_t{64} << 20);
-    return image;
-}
-
 uint64_t hex(const json& j) {
     return std::stoull(j.get<std::string>(), nullptr, 16);
 }

@@ -19,10 +19,7 @@ using namespace vuiso::testing;
 
 TEST(VmmRestart, UnderLoadThreeTimes) {
     temp_dir dir;
-    std::string image = dir.file("disk.raw");
-    std::ofstream(image, std::ios::binary).close();
-    std::filesystem::resize_file(image, size_t{64} << 20);
-    auto qsd = qsd_peer::start(dir, image, dir.file("blk.sock"));
+    auto qsd = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"));
     std::string g = dir.file("guest.sock");
     auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g});
 

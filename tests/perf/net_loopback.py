@@ -91,13 +91,9 @@ def measure(size, seconds, proxied, want_profile=False, devargs=""):
 
 def roofline(sizes, seconds):
     """rte_memcpy on dpdk-vuiso's core, for the same sizes."""
-    r = subprocess.run(["taskset", "-c", str(pl.VUISO_CORE), pl.BENCH, "copy", "--sizes",
-                        ",".join(str(s) for s in sizes), "--time", str(seconds), "--json"],
-                       capture_output=True, text=True, timeout=120)
-    if r.returncode != 0:
-        pl.die("vuiso-bench copy failed: " + r.stderr)
-    import json
-    return {int(j["size"]): j for j in map(json.loads, r.stdout.split("\n")[:-1])}
+    out = pl.bench(None, ["copy", "--sizes", ",".join(str(s) for s in sizes), "--time",
+                          str(seconds)], core=pl.VUISO_CORE)
+    return {int(j["size"]): j for j in (out if isinstance(out, list) else [out])}
 
 
 def main():

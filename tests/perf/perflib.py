@@ -143,10 +143,11 @@ def vuiso(run, vdevs, guest_socks, app_args=()):
     return p
 
 
-def bench(run, args, timeout=120):
-    """vuiso-bench on the peer core; returns its JSON result(s)."""
-    r = subprocess.run(([] if args[0] == "xcore" else ["taskset", "-c", str(PEER_CORE)]) + [BENCH] + args + ["--json"],
-                       capture_output=True, text=True, timeout=timeout)
+def bench(run, args, timeout=120, core=PEER_CORE):
+    """vuiso-bench pinned to `core` (None: not pinned); returns its JSON result(s)."""
+    pin = [] if core is None else ["taskset", "-c", str(core)]
+    r = subprocess.run(pin + [BENCH] + args + ["--json"], capture_output=True, text=True,
+                       timeout=timeout)
     if r.returncode != 0:
         die(f"vuiso-bench {' '.join(args)} failed: {r.stderr}")
     out = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
@@ -186,7 +187,7 @@ def environment():
     """Prints (and returns) what crossing from the peers' core to dpdk-vuiso's
     costs here: on a VM it depends on where the host placed the vCPUs, and
     every proxied figure pays it."""
-    same, cross = bench(None, ["xcore", "--cores", f"{PEER_CORE},{VUISO_CORE}"])
+    same, cross = bench(None, ["xcore", "--cores", f"{PEER_CORE},{VUISO_CORE}"], core=None)
     text = (f"cross-core costs now: cache line round trip {cross['cache_line_round_trip_ns']:.0f} ns, "
             f"eventfd wake-up round trip {cross['eventfd_round_trip_p50_us']:.1f} us "
             f"(same core {same['eventfd_round_trip_p50_us']:.1f} us)")

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <sys/stat.h>
 #include <thread>
@@ -23,6 +24,13 @@ bool wait_for_path(const std::string& path, std::chrono::milliseconds timeout) {
 std::string dpdk_prefix(const std::string& what) {
     static std::atomic<int> n{0};
     return "vuiso-t" + std::to_string(::getpid()) + "-" + what + std::to_string(n++);
+}
+
+std::string make_image(const temp_dir& dir, const std::string& name, size_t bytes) {
+    std::string image = dir.file(name);
+    std::ofstream(image, std::ios::binary).close();
+    std::filesystem::resize_file(image, bytes);
+    return image;
 }
 
 qsd_peer qsd_peer::start(const temp_dir& dir, const std::string& image, const std::string& sock,

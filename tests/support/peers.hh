@@ -12,6 +12,10 @@
 
 namespace vuiso::testing {
 
+// A sparse raw disk image of `bytes` in `dir`; returns its path.
+std::string make_image(const temp_dir& dir, const std::string& name = "disk.raw",
+                       size_t bytes = size_t{64} << 20);
+
 struct qsd_peer {
     process proc;
     std::string sock, log;
