@@ -155,7 +155,11 @@ void hostile_backend::device() {
             ++_last_avail;
             backend_mode mode = _mode;
             if (mode == backend_mode::hang_up) {
+                // Like a crash: the ring is not touched again, not even to
+                // publish. (A back-end that lived on with the region mapped
+                // could still write there: doc/robustness.md, "Open".)
                 _mode = backend_mode::good; // once
+                _ring_ready = false;
                 ::shutdown(_conn, SHUT_RDWR);
                 break;
             }
@@ -197,7 +201,8 @@ void hostile_backend::device() {
             }
             ++_served;
         }
-        __atomic_store_n(&used[1], used_idx, __ATOMIC_RELEASE);
+        if (_ring_ready)
+            __atomic_store_n(&used[1], used_idx, __ATOMIC_RELEASE);
         std::this_thread::sleep_for(50us);
     }
     _device_idle = true;
