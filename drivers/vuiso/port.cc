@@ -187,7 +187,7 @@ result<void> port::open_guest_socket() {
     s.path = _cfg.guest_path;
     s.client = _cfg.guest_client;
     s.features = *relay::guest_offer(_backend_features, _cfg.mode);
-    s.protocol_features = relay::guest_protocol_offer(_link->acked_protocol_features());
+    s.protocol_features = relay::guest_protocol_offer(_link->acked_protocol_features(), _cfg.mode);
     VUISO_TRY(drivers::open_guest_socket(*this, s));
     _guest_open = true;
     _log->info("guest socket {} open ({}), isolation {}, offering features {:#x}", _cfg.guest_path,

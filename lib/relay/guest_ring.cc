@@ -12,7 +12,7 @@ template <typename T> T load_once(const T* p) noexcept {
 guest_ring::guest_ring(const guest_ring_layout& l) noexcept
     : _desc(l.desc), _avail(l.avail), _used(l.used), _size(l.size), _event_idx(l.event_idx),
       _last_avail(l.last_avail), _used_idx(l.last_used), _published(l.last_used),
-      _signalled(l.last_used) {
+      _signalled(l.last_used), _inflight(l.inflight), _inflight_counter(l.inflight_counter) {
 }
 
 uint16_t guest_ring::pending(bool& jumped) const noexcept {
@@ -31,13 +31,43 @@ void guest_ring::put_used(uint16_t head, uint32_t len) noexcept {
     e->id = head;
     e->len = len;
     ++_used_idx;
+    if (_inflight) [[unlikely]]
+        retire(head);
+}
+
+void guest_ring::track(uint16_t head) noexcept {
+    if (!_inflight)
+        return;
+    vring::inflight_desc& d = _inflight->desc()[head];
+    d.counter = ++_inflight_counter;
+    __atomic_store_n(&d.inflight, uint8_t{1}, __ATOMIC_RELEASE);
+}
+
+void guest_ring::untrack(uint16_t head) noexcept {
+    if (_inflight)
+        __atomic_store_n(&_inflight->desc()[head].inflight, uint8_t{0}, __ATOMIC_RELEASE);
+}
+
+// A process killed at any instruction here must leave every request
+// either in the used ring or still marked, never both: rte_vhost's recovery
+// in the next process unmarks last_batch_head when the region's used index
+// lags the ring's. So one entry at a time: name it, publish it, unmark it,
+// catch the region's index up. Ordered stores only (x86: plain moves).
+void guest_ring::retire(uint16_t head) noexcept {
+    __atomic_store_n(&_inflight->last_batch_head, head, __ATOMIC_RELAXED);
+    __atomic_store_n(&_used[1], _used_idx, __ATOMIC_RELEASE);
+    _published = _used_idx;
+    __atomic_store_n(&_inflight->desc()[head].inflight, uint8_t{0}, __ATOMIC_RELEASE);
+    __atomic_store_n(&_inflight->used_idx, _used_idx, __ATOMIC_RELEASE);
 }
 
 guest_ring::notify guest_ring::publish_used() noexcept {
-    if (_used_idx == _published)
+    if (_used_idx == _signalled)
         return notify::nothing_new;
-    __atomic_store_n(&_used[1], _used_idx, __ATOMIC_RELEASE);
-    _published = _used_idx;
+    if (_used_idx != _published) {
+        __atomic_store_n(&_used[1], _used_idx, __ATOMIC_RELEASE);
+        _published = _used_idx;
+    }
     // The guest's wish must be read after the index it will compare with.
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     bool irq;

@@ -6,6 +6,7 @@
 // Fast path: noexcept, no allocation, no syscall.
 #pragma once
 
+#include "vring/inflight.hh"
 #include "vring/split_ring.hh"
 
 #include <cstdint>
@@ -20,6 +21,11 @@ struct guest_ring_layout {
     bool event_idx;
     uint16_t last_avail; // where the device resumes (SET_VRING_BASE)
     uint16_t last_used;
+    // The VMM's inflight region of this ring (INFLIGHT_SHMFD), at least
+    // `size` entries; nullptr: no tracking. `counter` continues the order of
+    // the heads a previous process left marked.
+    vring::inflight_split* inflight = nullptr;
+    uint64_t inflight_counter = 0;
 };
 
 class guest_ring {
@@ -38,7 +44,14 @@ class guest_ring {
     [[nodiscard]] uint16_t head(uint16_t k) const noexcept;
     void consume(uint16_t n) noexcept { _last_avail = static_cast<uint16_t>(_last_avail + n); }
 
-    // Queues a used entry; publish_used() makes the batch visible.
+    // Inflight tracking: `head` was taken and posted to the back-end.
+    void track(uint16_t head) noexcept;
+    // `head` will never be returned (its request is dropped): unmark it.
+    void untrack(uint16_t head) noexcept;
+    [[nodiscard]] bool tracking() const noexcept { return _inflight != nullptr; }
+
+    // Queues a used entry; publish_used() makes the batch visible. With
+    // inflight tracking each entry is published at once (see retire()).
     void put_used(uint16_t head, uint32_t len) noexcept;
     // Publishes queued used entries and says whether the guest wants an
     // interrupt for them (EVENT_IDX or the NO_INTERRUPT flag).
@@ -52,6 +65,8 @@ class guest_ring {
     bool enable_kicks() noexcept;
 
   private:
+    void retire(uint16_t head) noexcept;
+
     vring::desc* _desc;
     uint16_t* _avail;
     uint16_t* _used;
@@ -61,6 +76,8 @@ class guest_ring {
     uint16_t _used_idx;  // next used slot we fill
     uint16_t _published; // used index the guest has seen
     uint16_t _signalled; // used index at the last interrupt decision
+    vring::inflight_split* _inflight;
+    uint64_t _inflight_counter;
 };
 
 } // namespace vuiso::relay

@@ -51,10 +51,13 @@ uint64_t backend_protocol_wanted() noexcept {
     return bit(pf_mq) | bit(pf_reply_ack) | bit(pf_config) | bit(pf_status);
 }
 
-uint64_t guest_protocol_offer(uint64_t backend_acked) noexcept {
+uint64_t guest_protocol_offer(uint64_t backend_acked, isolation mode) noexcept {
     using namespace vhost_user;
-    // REPLY_ACK and STATUS are rte_vhost's own business on the guest side.
-    return bit(pf_reply_ack) | bit(pf_status) | (backend_acked & (bit(pf_mq) | bit(pf_config)));
+    // REPLY_ACK, STATUS and INFLIGHT_SHMFD are rte_vhost's own business on
+    // the guest side (the last needs our relay to keep the region).
+    return bit(pf_reply_ack) | bit(pf_status) |
+           (mode == isolation::bounce ? bit(pf_inflight_shmfd) : 0) |
+           (backend_acked & (bit(pf_mq) | bit(pf_config)));
 }
 
 } // namespace vuiso::relay

@@ -21,8 +21,9 @@ result<uint64_t> guest_offer(uint64_t backend_offered, isolation mode);
 uint64_t shadow_features(uint64_t guest_acked, uint64_t backend_offered, isolation mode);
 
 // Protocol features we ask of the back-end, and those we offer the guest
-// given what the back-end acked.
+// given what the back-end acked. INFLIGHT_SHMFD only in bounce mode, where
+// we run the guest's rings and can keep its inflight region.
 uint64_t backend_protocol_wanted() noexcept;
-uint64_t guest_protocol_offer(uint64_t backend_acked) noexcept;
+uint64_t guest_protocol_offer(uint64_t backend_acked, isolation mode) noexcept;
 
 } // namespace vuiso::relay

@@ -23,7 +23,11 @@ queue_relay::queue_relay(const queue_setup& s)
       _backend_call_fd(s.backend_call_fd), _slot(new shadow_slot[s.shadow_size]()),
       _chain(new shadow_chain[s.shadow_size]()), _guest_busy(new uint8_t[s.guest.size]()),
       _segs(new vring::segment[s.shadow_size]), _stage(new shadow_slot[s.shadow_size]),
-      _ids(new uint16_t[s.shadow_size]) {
+      _ids(new uint16_t[s.shadow_size]), _replay(new uint16_t[s.guest.size]) {
+    for (uint16_t h : s.replay) {
+        if (_replay_n < s.guest.size)
+            _replay[_replay_n++] = h;
+    }
     _guest.suppress_kicks();
     _shadow.set_interrupts(false); // we poll the shadow used ring
 }
@@ -86,27 +90,49 @@ unsigned queue_relay::complete(uint64_t now) noexcept {
 }
 
 unsigned queue_relay::submit(uint64_t now) noexcept {
-    bool jumped;
-    uint16_t n = std::min<uint16_t>(_guest.pending(jumped), batch);
-    if (jumped != _jumped) { // count each episode once, not every poll
-        _jumped = jumped;
-        _c.avail_jumps += jumped;
-    }
-    uint16_t k = 0;
+    uint16_t moved = 0;
     bool stalled = false;
-    for (; k < n; ++k) {
-        if (relay_chain(_guest.head(k), now) == verdict::wait) {
-            stalled = true;
-            break;
+    if (_replay_at < _replay_n) [[unlikely]]
+        stalled = !replay(now, moved);
+    if (!stalled) {
+        bool jumped;
+        uint16_t n = std::min<uint16_t>(_guest.pending(jumped), batch);
+        if (jumped != _jumped) { // count each episode once, not every poll
+            _jumped = jumped;
+            _c.avail_jumps += jumped;
         }
+        uint16_t k = 0;
+        for (; k < n; ++k) {
+            if (relay_chain(_guest.head(k), now) == verdict::wait) {
+                stalled = true;
+                break;
+            }
+        }
+        _guest.consume(k);
+        moved += k;
     }
     if (stalled && !_stalled)
         ++_c.backpressure;
     _stalled = stalled;
-    _guest.consume(k);
     if (_shadow.publish())
         signal_fd(_kick_fd);
-    return k;
+    return moved;
+}
+
+bool queue_relay::replay(uint64_t now, uint16_t& moved) noexcept {
+    for (; _replay_at < _replay_n; ++_replay_at, ++moved) {
+        uint16_t head = _replay[_replay_at];
+        if (head >= _guest.size()) [[unlikely]] { // the VMM's region says more than its ring
+            _guest.untrack(head);
+            ++_c.bad_chain[size_t(vring::chain_error::head_out_of_range)];
+            continue;
+        }
+        verdict v = relay_chain(head, now);
+        if (v == verdict::wait)
+            return false;
+        _c.recovered += v == verdict::posted;
+    }
+    return true;
 }
 
 queue_relay::verdict queue_relay::relay_chain(uint16_t head, uint64_t now) noexcept {
@@ -160,6 +186,7 @@ queue_relay::verdict queue_relay::relay_chain(uint16_t head, uint64_t now) noexc
     }
     _chain[sh] = shadow_chain{now, head, s, false};
     _guest_busy[head] = 1;
+    _guest.track(head);
     ++_c.requests;
     _c.bytes_to_backend += _walked.readable_bytes;
     return verdict::posted;
@@ -223,8 +250,13 @@ unsigned queue_relay::resubmit(uint64_t now) {
 
 void queue_relay::abandon_in_flight() noexcept {
     _c.abandoned += _shadow.in_flight();
-    for (uint16_t i = 0; i < _shadow.size(); ++i)
+    for (uint16_t i = 0; i < _shadow.size(); ++i) {
+        // Unmarked: the VMM will learn this ring's state from us (GET_VRING_BASE), and a
+        // marked head would be counted again by the next start's inflight recovery.
+        if (_chain[i].ndesc && !_chain[i].abandoned)
+            _guest.untrack(_chain[i].guest_head);
         _chain[i].abandoned = true; // free chains are rewritten when reused
+    }
     std::fill_n(_guest_busy.get(), _guest.size(), uint8_t{0});
 }
 
@@ -239,6 +271,7 @@ queue_stats queue_relay::stats() const noexcept {
     s[metric::completions] = _c.completions;
     s[metric::abandoned] = _c.abandoned;
     s[metric::resubmitted] = _c.resubmitted;
+    s[metric::recovered] = _c.recovered;
     // Derived from the counters, not read from the ring the lcore owns.
     uint64_t settled = s[metric::completions] + s[metric::abandoned];
     s[metric::in_flight] = s[metric::requests] > settled ? s[metric::requests] - settled : 0;

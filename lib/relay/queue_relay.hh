@@ -23,6 +23,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 namespace vuiso::relay {
 
@@ -41,6 +42,7 @@ struct relay_counters {
     counter guest_irqs_suppressed;
     counter abandoned;   // in flight when the device stopped
     counter resubmitted; // posted again to a new back-end after the old one was lost
+    counter recovered;   // taken by a previous dpdk-vuiso, posted from the inflight region
     counter pool_in_use; // gauge, refreshed on every pass that moved something
 };
 
@@ -63,6 +65,9 @@ struct queue_setup {
     // Read only by an idle lcore waiting for work (adaptive polling):
     int guest_kick_fd = -1;   // the guest writes it when we asked for kicks
     int backend_call_fd = -1; // the back-end writes it when we asked for interrupts
+    // Guest heads a previous process took and never returned (found in the
+    // inflight region), oldest first: posted before new avail entries.
+    std::span<const uint16_t> replay;
 };
 
 class queue_relay {
@@ -116,6 +121,8 @@ class queue_relay {
     enum class verdict { posted, returned, wait };
     unsigned complete(uint64_t now) noexcept;
     unsigned submit(uint64_t now) noexcept;
+    // Posts what is left of the replay list; false if it stalled.
+    bool replay(uint64_t now, uint16_t& moved) noexcept;
     verdict relay_chain(uint16_t head, uint64_t now) noexcept;
     // Publishes the guest's used entries, interrupts it if it asked, and
     // refreshes the pool gauge; returns `moved`.
@@ -153,6 +160,8 @@ class queue_relay {
     std::unique_ptr<vring::segment[]> _segs; // scratch for one shadow chain
     std::unique_ptr<shadow_slot[]> _stage;   // scratch: its slot records
     std::unique_ptr<uint16_t[]> _ids;        // scratch: its descriptor indexes
+    std::unique_ptr<uint16_t[]> _replay;     // setup's replay list
+    uint16_t _replay_n = 0, _replay_at = 0;
     std::array<vring::completion, batch> _done;
     vring::walked_chain _walked; // scratch: one guest chain
 };

@@ -46,6 +46,8 @@ std::string_view name_of(metric s) noexcept {
         return "abandoned";
     case metric::resubmitted:
         return "resubmitted";
+    case metric::recovered:
+        return "recovered";
     case metric::pool_buffers:
         return "pool_buffers";
     case metric::pool_in_use:

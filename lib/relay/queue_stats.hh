@@ -36,6 +36,7 @@ enum class metric : uint8_t {
     guest_irqs_suppressed, // used entries published without one: the guest opted out
     abandoned,             // in flight when the device stopped; the guest was not touched
     resubmitted,           // posted again to a reconnected back-end
+    recovered,             // left in flight by a previous dpdk-vuiso (inflight region), posted
     pool_buffers,          // gauge
     pool_in_use,           // gauge
     count_,

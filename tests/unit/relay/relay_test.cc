@@ -11,6 +11,7 @@
 
 #include <cstring>
 #include <gtest/gtest.h>
+#include <map>
 #include <numeric>
 #include <set>
 #include <sys/eventfd.h>
@@ -62,8 +63,13 @@ TEST(Negotiation, DeviceBitsPassRingBitsPerSide) {
     EXPECT_EQ(s & ~backend, 0u);                    // never more than offered
 
     EXPECT_FALSE(guest_offer(backend & ~bit(virtio::f_version_1), isolation::bounce));
-    EXPECT_FALSE(guest_protocol_offer(0) & bit(vhost_user::pf_config));
-    EXPECT_TRUE(guest_protocol_offer(bit(vhost_user::pf_config)) & bit(vhost_user::pf_config));
+    EXPECT_FALSE(guest_protocol_offer(0, isolation::bounce) & bit(vhost_user::pf_config));
+    EXPECT_TRUE(guest_protocol_offer(bit(vhost_user::pf_config), isolation::bounce) &
+                bit(vhost_user::pf_config));
+    // Inflight tracking needs our relay on the guest's rings.
+    EXPECT_TRUE(guest_protocol_offer(0, isolation::bounce) & bit(vhost_user::pf_inflight_shmfd));
+    EXPECT_FALSE(guest_protocol_offer(0, isolation::passthrough) &
+                 bit(vhost_user::pf_inflight_shmfd));
 }
 
 namespace {
@@ -80,6 +86,15 @@ struct ring_mem {
     static uint8_t* align(uint8_t* p) {
         return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
     }
+};
+
+// What a process starting on a ring already in use learns (from
+// SET_VRING_BASE and the inflight region).
+struct resume {
+    uint16_t last_avail = 0, last_used = 0;
+    vring::inflight_split* inflight = nullptr;
+    uint64_t counter = 0;
+    std::span<const uint16_t> replay;
 };
 
 // The guest (split_driver over "guest RAM"), the relay, and a back-end that
@@ -102,14 +117,25 @@ class Relay : public ::testing::Test {
                                                       qsize, false);
         kick = ::eventfd(0, EFD_NONBLOCK);
         call = ::eventfd(0, EFD_NONBLOCK);
+        pool_buf_size = buf_size;
+        pool_buf_count = buf_count;
+        make_relay();
+    }
+
+    // A relay (a new one: the previous process is gone) and its back-end,
+    // on a zeroed shadow ring.
+    void make_relay(const resume& r = {}) {
+        std::fill(sh.bytes.begin(), sh.bytes.end(), uint8_t{0});
         queue_setup s{};
         s.guest = {reinterpret_cast<vring::desc*>(g.desc()),
                    reinterpret_cast<uint16_t*>(g.avail(qsize)),
                    reinterpret_cast<uint16_t*>(g.used(qsize)),
                    qsize,
                    false,
-                   0,
-                   0};
+                   r.last_avail,
+                   r.last_used,
+                   r.inflight,
+                   r.counter};
         s.memory = &mem;
         s.shadow_desc = sh.desc();
         s.shadow_avail = sh.avail(shadow_size);
@@ -117,10 +143,11 @@ class Relay : public ::testing::Test {
         s.shadow_size = shadow_size;
         s.pool_base = region.data();
         s.pool_iova = region_iova;
-        s.buf_size = buf_size;
-        s.buf_count = buf_count;
+        s.buf_size = pool_buf_size;
+        s.buf_count = pool_buf_count;
         s.backend_kick_fd = kick;
         s.guest_call_fd = call;
+        s.replay = r.replay;
         relay = std::make_unique<queue_relay>(s);
         backend = std::make_unique<guest_ring>(guest_ring_layout{
             reinterpret_cast<vring::desc*>(sh.desc()),
@@ -172,6 +199,7 @@ class Relay : public ::testing::Test {
     std::unique_ptr<queue_relay> relay;
     std::unique_ptr<guest_ring> backend;
     int kick = -1, call = -1;
+    uint32_t pool_buf_size = 0, pool_buf_count = 0;
     uint64_t now = 1000;
 };
 
@@ -416,4 +444,121 @@ TEST_F(Relay, ResubmitsEverythingInFlightToANewBackend) {
     EXPECT_EQ(s[metric::completions], 3u);
     EXPECT_EQ(s.latency.samples(), 3u);
     EXPECT_EQ(relay->pool().available(), 16u);
+}
+
+namespace {
+
+// A VMM's inflight region for one ring of `qsize`, as rte_vhost leaves it
+// after SET_INFLIGHT_FD and the first SET_VRING_KICK.
+struct inflight_region {
+    std::vector<uint64_t> words = std::vector<uint64_t>(vring::inflight_bytes(qsize) / 8);
+    inflight_region() {
+        get()->version = 1;
+        get()->desc_num = qsize;
+    }
+    vring::inflight_split* get() { return reinterpret_cast<vring::inflight_split*>(words.data()); }
+    vring::inflight_desc& operator[](int head) { return get()->desc()[head]; }
+    // The marked heads, oldest first: what rte_vhost's recovery hands the next process.
+    std::vector<uint16_t> marked() {
+        std::vector<uint16_t> out;
+        for (uint16_t h = 0; h < qsize; ++h)
+            if ((*this)[h].inflight)
+                out.push_back(h);
+        std::sort(out.begin(), out.end(),
+                  [&](uint16_t a, uint16_t b) { return (*this)[a].counter < (*this)[b].counter; });
+        return out;
+    }
+};
+
+} // namespace
+
+TEST_F(Relay, InflightRegionMarksExactlyWhatIsAtTheBackend) {
+    inflight_region reg;
+    make_relay({0, 0, reg.get(), 0, {}});
+    vring::segment ok[] = {{guest_gpa, 8, false}, {guest_gpa + 4096, 8, true}};
+    vring::segment outside[] = {{guest_gpa + (2 << 20), 64, false}};
+    int a = guest->add_chain(ok);
+    int bad = guest->add_chain(outside);
+    int b = guest->add_chain(ok);
+    guest->publish();
+    poll();
+    EXPECT_EQ(reg.marked(), (std::vector<uint16_t>{uint16_t(a), uint16_t(b)}));
+    EXPECT_EQ(reg[bad].inflight, 0) << "returned at once, never marked";
+    auto* used = reinterpret_cast<uint16_t*>(g.used(qsize));
+    EXPECT_EQ(used[1], 1u) << "the rejected chain's used entry";
+    EXPECT_EQ(reg.get()->used_idx, used[1]);
+
+    serve();
+    poll();
+    EXPECT_TRUE(reg.marked().empty());
+    EXPECT_EQ(used[1], 3u);
+    EXPECT_EQ(reg.get()->used_idx, used[1]) << "a lagging index makes the next process unmark";
+    EXPECT_EQ(reg.get()->last_batch_head, b);
+}
+
+TEST_F(Relay, RestartPostsWhatThePreviousProcessLeftInFlightOnce) {
+    inflight_region reg;
+    make_relay({0, 0, reg.get(), 0, {}});
+    auto post = [&](int i) {
+        for (int b = 0; b < 8; ++b)
+            *at(guest_gpa + i * 64 + b) = static_cast<uint8_t>(i * 10 + b);
+        vring::segment segs[] = {{guest_gpa + i * 64, 8, false},
+                                 {guest_gpa + 4096 + i * 64, 8, true}};
+        int h = guest->add_chain(segs);
+        guest->publish();
+        return static_cast<uint16_t>(h);
+    };
+    std::map<uint16_t, int> request_of;
+    for (int i = 0; i < 2; ++i)
+        request_of[post(i)] = i;
+    poll();
+    serve();
+    poll();
+    vring::completion done[8];
+    ASSERT_EQ(guest->poll_used(done), 2u);
+    std::vector<uint16_t> taken;
+    for (int i = 2; i < 5; ++i) {
+        taken.push_back(post(i));
+        request_of[taken.back()] = i;
+    }
+    poll();
+    ASSERT_EQ(relay->in_flight(), 3u);
+
+    // The process dies with three requests at its back-end; the guest
+    // posts one more while it is down.
+    std::vector<uint16_t> left = reg.marked();
+    EXPECT_EQ(left, taken);
+    uint64_t counter = reg[left.back()].counter;
+    request_of[post(5)] = 5;
+    make_relay({5, 2, reg.get(), counter, left}); // last_avail: used 2 + 3 marked
+    poll();
+    EXPECT_EQ(relay->in_flight(), 4u);
+    EXPECT_EQ(relay->counters().recovered, 3u);
+    serve();
+    poll();
+    ASSERT_EQ(guest->poll_used(done), 4u);
+    std::set<uint16_t> heads;
+    for (auto& d : std::span(done, 4)) {
+        EXPECT_TRUE(heads.insert(static_cast<uint16_t>(d.head)).second) << "returned twice";
+        int i = request_of.at(static_cast<uint16_t>(d.head));
+        for (int b = 0; b < 8; ++b)
+            ASSERT_EQ(*at(guest_gpa + 4096 + i * 64 + b), i * 10 + (7 - b)) << "request " << i;
+    }
+    EXPECT_EQ(guest->poll_used(done), 0u);
+    EXPECT_TRUE(reg.marked().empty());
+    EXPECT_EQ(reg.get()->used_idx, 6u);
+}
+
+TEST_F(Relay, AbandonedRequestsAreUnmarked) {
+    // Their state goes back to the VMM through GET_VRING_BASE: were they
+    // still marked, the next start would count them a second time.
+    inflight_region reg;
+    make_relay({0, 0, reg.get(), 0, {}});
+    vring::segment segs[] = {{guest_gpa, 4, false}, {guest_gpa + 4096, 4, true}};
+    guest->add_chain(segs);
+    guest->publish();
+    poll();
+    ASSERT_EQ(reg.marked().size(), 1u);
+    relay->abandon_in_flight();
+    EXPECT_TRUE(reg.marked().empty());
 }
