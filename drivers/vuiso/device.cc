@@ -1,5 +1,6 @@
 // port: starting and stopping a guest's device, in both isolation modes.
 // Called with port::_mu held, from rte_vhost's thread or the main thread.
+#include "drivers/vuiso/inflight.hh"
 #include "drivers/vuiso/port.hh"
 #include "vhost_user/protocol.hh"
 #include "virtio/features.hh"
@@ -134,6 +135,11 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
             return make_error(errno, "eventfd failed");
         uint16_t last_avail = 0, last_used = 0;
         rte_vhost_get_vring_base(vid, i, &last_avail, &last_used);
+        ring_inflight inflight = take_ring_inflight(vid, i, vr.size, _inflight_entries);
+        if (!inflight.replay.empty())
+            _log->warn("queue {}: {} requests a previous dpdk-vuiso had taken and not returned "
+                       "(the VMM's inflight region) are posted again",
+                       i, inflight.replay.size());
 
         relay::queue_setup s{};
         s.guest = relay::guest_ring_layout{reinterpret_cast<vring::desc*>(vr.desc),
@@ -142,7 +148,10 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
                                            vr.size,
                                            guest_event_idx,
                                            last_avail,
-                                           last_used};
+                                           last_used,
+                                           inflight.region,
+                                           inflight.counter};
+        s.replay = inflight.replay;
         s.memory = &_memory;
         s.shadow_desc = reg.at(*d);
         s.shadow_avail = reg.at(*a);
@@ -168,8 +177,9 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         uint16_t resume_at = q->relay->last_avail();
         _workers.add(q->relay.get(), _lcore, fmt::format("{}:{}", _cfg.name, q->index));
         _log->info("queue {}: guest ring {} resumes at avail {}, shadow ring {}, {} x {} B bounce "
-                   "buffers, lcore {}",
-                   q->index, q->guest_ring, resume_at, S, per_ring, _cfg.buf_size, _lcore);
+                   "buffers, lcore {}, inflight tracking {}",
+                   q->index, q->guest_ring, resume_at, S, per_ring, _cfg.buf_size, _lcore,
+                   q->relay->tracking_inflight() ? "on" : "off");
     }
     _log->info("device started: bounce, {} rings, guest features {:#x}, back-end features {:#x}",
                _queues.size(), gf, sf);

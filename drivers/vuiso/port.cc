@@ -3,6 +3,8 @@
 #include "drivers/vuiso/port.hh"
 
 #include "drivers/vuiso/guest_side.hh"
+#include "drivers/vuiso/inflight.hh"
+#include "drivers/vuiso/vhost_msg.hh"
 #include "vhost_user/protocol.hh"
 
 #include <algorithm>
@@ -18,21 +20,12 @@ using vhost_user::bit;
 
 namespace {
 
-// The prefix of rte_vhost's VhostUserMsg: request, flags, size, payload.
-struct msg_head {
-    uint32_t request;
-    uint32_t flags;
-    uint32_t size;
-};
-constexpr size_t payload_offset = sizeof(msg_head);
+using vhost_msg::payload;
+
 struct config_head {
     uint32_t offset, size, flags;
 };
 constexpr uint32_t max_config = 256; // VHOST_USER_MAX_CONFIG_SIZE
-
-uint8_t* payload(void* msg) {
-    return static_cast<uint8_t*>(msg) + payload_offset;
-}
 
 } // namespace
 
@@ -198,6 +191,7 @@ result<void> port::open_guest_socket() {
 void port::on_new_connection(int vid) {
     std::lock_guard g(_mu);
     _vid = vid;
+    _inflight_entries = 0;
     _log->info("guest connected (vid {})", vid);
 }
 
@@ -209,7 +203,7 @@ void port::on_destroy_connection(int vid) {
 }
 
 int port::on_pre_message(int vid, void* msg) {
-    auto* h = static_cast<msg_head*>(msg);
+    vhost_msg::head* h = vhost_msg::header(msg);
     config_head c{};
     std::memcpy(&c, payload(msg), sizeof(c)); // meaningful for GET/SET_CONFIG only
     std::lock_guard g(_mu);
@@ -218,6 +212,27 @@ int port::on_pre_message(int vid, void* msg) {
         // Seen here because rte_vhost's getter for it is experimental in 22.11.
         std::memcpy(&_guest_protocol_features, payload(msg), sizeof(uint64_t));
         return 2;
+    case uint32_t(vhost_user::request::get_inflight_fd):
+    case uint32_t(vhost_user::request::set_inflight_fd): {
+        bool set = h->request == uint32_t(vhost_user::request::set_inflight_fd);
+        vhost_user::inflight_area a{};
+        if (h->size != sizeof(a))
+            return 2; // rte_vhost refuses it
+        std::memcpy(&a, payload(msg), sizeof(a));
+        int nfd = vhost_msg::fd_count(msg);
+        auto ok = !set       ? check_inflight_request(a, _backend_queues)
+                  : nfd == 1 ? check_inflight_region(a, vhost_msg::fds(msg)[0], _backend_queues)
+                             : result<void>(make_error(EINVAL, fmt::format("{} fds", nfd)));
+        if (!ok) {
+            _log->warn("the VMM's {} is refused: {}", set ? "SET_INFLIGHT_FD" : "GET_INFLIGHT_FD",
+                       ok.err().message);
+            vhost_msg::close_fds(msg);
+            return -1;
+        }
+        if (set)
+            _inflight_entries = a.queue_size;
+        return 2;
+    }
     case uint32_t(vhost_user::request::get_queue_num): {
         uint64_t n = _backend_queues;
         std::memcpy(payload(msg), &n, sizeof(n));

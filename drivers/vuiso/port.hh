@@ -126,6 +126,7 @@ class port {
     uint32_t _backend_queues = 1;
     uint64_t _shadow_features = 0;         // what we set on the back-end for the running device
     uint64_t _guest_protocol_features = 0; // the VMM's SET_PROTOCOL_FEATURES
+    uint16_t _inflight_entries = 0;        // per ring in the VMM's inflight region (0: none)
     unsigned _lcore = 0;                   // the relay lcore of this port's queues
 
     std::unique_ptr<region::shared_region> _region; // bounce mode

@@ -106,6 +106,7 @@ class queue_relay {
     void set_memory(const vring::guest_memory* m) noexcept { _mem = m; }
 
     [[nodiscard]] uint16_t in_flight() const noexcept { return _shadow.in_flight(); }
+    [[nodiscard]] bool tracking_inflight() const noexcept { return _guest.tracking(); }
     [[nodiscard]] uint16_t last_avail() const noexcept { return _guest.last_avail(); }
     [[nodiscard]] uint16_t last_used() const noexcept { return _guest.last_used(); }
     [[nodiscard]] const relay_counters& counters() const noexcept { return _c; }

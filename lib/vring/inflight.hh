@@ -27,7 +27,9 @@ struct inflight_split {
     uint16_t last_batch_head; // the head whose used entry is being published
     uint16_t used_idx;        // the used index once that head is unmarked
     // inflight_desc desc[desc_num] follows
-    [[nodiscard]] inflight_desc* desc() noexcept { return reinterpret_cast<inflight_desc*>(this + 1); }
+    [[nodiscard]] inflight_desc* desc() noexcept {
+        return reinterpret_cast<inflight_desc*>(this + 1);
+    }
 };
 static_assert(sizeof(inflight_split) == 16);
 

@@ -8,7 +8,9 @@
 #include "support/peers.hh"
 #include "support/relay_peers.hh"
 #include "support/telemetry_client.hh"
+#include "vhost_user/frontend.hh"
 #include "virtio/blk.hh"
+#include "vring/inflight.hh"
 #include "vring/split_ring.hh"
 
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include <functional>
 #include <gtest/gtest.h>
 #include <map>
+#include <sys/mman.h>
 #include <thread>
 
 using namespace vuiso;
@@ -206,4 +209,55 @@ TEST(HostileGuest, EveryBadChainIsRejectedCountedAndTheGuestKeepsBeingServed) {
     EXPECT_GE(reports, 1u);
     EXPECT_LE(reports, 4u) << "rate limited: one line a second, not one a chain\n" << log;
     EXPECT_TRUE(qsd0.proc.running() && qsd1.proc.running());
+}
+
+// A hostile VMM's inflight requests (HOSTILE-INPUTS: CVE-2020-10726,
+// CVE-2021-3839): rte_vhost would allocate and zero whatever GET_INFLIGHT_FD
+// asks, and map and write whatever SET_INFLIGHT_FD describes. dpdk-vuiso
+// refuses what is out of bounds before rte_vhost sees it, and stays up.
+TEST(HostileGuest, InflightRequestsOutOfBoundsAreRefused) {
+    temp_dir dir;
+    auto qsd = qsd_peer::start(dir, make_image(dir), dir.file("b.sock"));
+    std::string g = dir.file("g.sock");
+    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g});
+    auto vmm = [&] {
+        auto f = vhost_user::frontend::open({.path = g, .connect_timeout = 5s});
+        if (!f)
+            throw std::runtime_error("cannot connect: " + f.err().message);
+        using vhost_user::bit;
+        auto pf = (*f)->get_features() ? (*f)->get_protocol_features() : make_error(EIO, "");
+        if (!pf || !(*pf & bit(vhost_user::pf_inflight_shmfd)))
+            throw std::runtime_error("INFLIGHT_SHMFD is not offered");
+        // REPLY_ACK: a refused SET is answered, not just dropped.
+        if (!(*f)->set_protocol_features(
+                *pf & (bit(vhost_user::pf_inflight_shmfd) | bit(vhost_user::pf_reply_ack))))
+            throw std::runtime_error("SET_PROTOCOL_FEATURES failed");
+        return std::move(*f);
+    };
+    unique_fd small(::memfd_create("inflight", MFD_CLOEXEC));
+    ASSERT_TRUE(small);
+    ASSERT_EQ(::ftruncate(small.get(), 4096), 0);
+    const uint64_t one_ring = vring::inflight_bytes(128);
+
+    EXPECT_FALSE(vmm()->get_inflight_fd(1000, 32768)) << "1000 queues: the device has 1";
+    EXPECT_FALSE(vmm()->get_inflight_fd(1, 1000)) << "1000 is no ring size";
+    EXPECT_FALSE(vmm()->set_inflight_fd(small.get(), uint64_t{1} << 20, 0, 1, 128))
+        << "1 MiB of a 4 KiB file: a SIGBUS when rte_vhost writes it";
+    EXPECT_FALSE(vmm()->set_inflight_fd(small.get(), one_ring, uint64_t{1} << 30, 1, 128))
+        << "an offset beyond the file";
+    EXPECT_FALSE(vmm()->set_inflight_fd(small.get(), 64, 0, 1, 128)) << "smaller than one ring";
+    ASSERT_TRUE(v.proc.running()) << read_file(v.log);
+    auto shm = vmm()->get_inflight_fd(1, 128);
+    ASSERT_TRUE(shm) << shm.err().message;
+    EXPECT_GE(shm->mmap_size, one_ring);
+
+    std::string log = read_file(v.log);
+    EXPECT_EQ(count(log, "GET_INFLIGHT_FD is refused"), 2u) << log;
+    EXPECT_EQ(count(log, "SET_INFLIGHT_FD is refused"), 3u) << log;
+    auto dev = connect_vmm(g); // and the port serves the next VMM
+    auto blk = loadgen::blk_driver::create(*dev, {.queue = 0, .depth = 4, .max_io = 4096});
+    ASSERT_TRUE(blk) << blk.err().message;
+    sent s;
+    run_requests(*blk, virtio::blk::t_out, 16, 4096, s);
+    run_requests(*blk, virtio::blk::t_in, 16, 4096, s);
 }

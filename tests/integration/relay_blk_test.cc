@@ -114,7 +114,7 @@ struct scan_result {
 
 scan_result scan_backend(const temp_dir& dir, const std::string& guest_sock, pid_t backend) {
     std::string secret = random_hex(64);
-    auto vm = guest_vm::start(dir, guest_sock, "blk", "hold", secret);
+    auto vm = guest_vm::start(dir, guest_sock, "blk", "hold", {.secret = secret});
     EXPECT_TRUE(wait_for_text(vm.console, "VUISO READY", 90s)) << read_file(vm.console);
     uint64_t inode = guest_memfd_inode(vm.proc.pid());
     EXPECT_NE(inode, 0u) << "QEMU's guest memfd not found in its maps";

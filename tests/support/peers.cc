@@ -34,17 +34,26 @@ std::string make_image(const temp_dir& dir, const std::string& name, size_t byte
 }
 
 qsd_peer qsd_peer::start(const temp_dir& dir, const std::string& image, const std::string& sock,
-                         unsigned num_queues) {
+                         unsigned num_queues, unsigned iops_limit) {
     qsd_peer q;
     q.sock = sock;
     q.log = dir.file("qsd.log");
     ::unlink(sock.c_str());
-    q.proc = process::spawn({"qemu-storage-daemon", "--blockdev",
-                             "driver=file,node-name=file0,cache.direct=off,filename=" + image,
-                             "--export",
-                             "type=vhost-user-blk,id=exp0,node-name=file0,writable=on,num-queues=" +
-                                 std::to_string(num_queues) + ",addr.type=unix,addr.path=" + sock},
-                            q.log);
+    std::vector<std::string> argv{"qemu-storage-daemon", "--blockdev",
+                                  "driver=file,node-name=file0,cache.direct=off,filename=" + image};
+    std::string node = "file0";
+    if (iops_limit) {
+        node = "throttled";
+        argv.insert(argv.end(),
+                    {"--object", "throttle-group,id=tg0,x-iops-total=" + std::to_string(iops_limit),
+                     "--blockdev",
+                     "driver=throttle,node-name=throttled,throttle-group=tg0,file=file0"});
+    }
+    argv.insert(argv.end(),
+                {"--export", "type=vhost-user-blk,id=exp0,node-name=" + node +
+                                 ",writable=on,num-queues=" + std::to_string(num_queues) +
+                                 ",addr.type=unix,addr.path=" + sock});
+    q.proc = process::spawn(argv, q.log);
     if (!wait_for_path(sock, 10s))
         throw std::runtime_error("qemu-storage-daemon did not create " + sock + "; log:\n" +
                                  read_file(q.log));

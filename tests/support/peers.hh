@@ -20,9 +20,11 @@ struct qsd_peer {
     process proc;
     std::string sock, log;
 
-    // Exports `image` (a raw file) as vhost-user-blk on `sock`.
+    // Exports `image` (a raw file) as vhost-user-blk on `sock`. A non-zero
+    // `iops_limit` puts a throttle in front of it: requests wait inside
+    // qemu-storage-daemon, so some are always in flight.
     static qsd_peer start(const temp_dir& dir, const std::string& image, const std::string& sock,
-                          unsigned num_queues = 1);
+                          unsigned num_queues = 1, unsigned iops_limit = 0);
 };
 
 struct testpmd_peer {

@@ -66,10 +66,10 @@ vuiso_proc::~vuiso_proc() {
 }
 
 guest_vm guest_vm::start(const temp_dir& dir, const std::string& sock, const std::string& device,
-                         const std::string& job, const std::string& secret, unsigned mem_mb) {
+                         const std::string& job, const vm_options& o) {
     guest_vm g;
     g.console = dir.file("console-" + job + ".log");
-    std::string mem = std::to_string(mem_mb) + "M";
+    std::string mem = std::to_string(o.mem_mb) + "M";
     std::string dev = device == "blk" ? "vhost-user-blk-pci,chardev=c0,num-queues=1"
                                       // MSI-X with vhost-user-net crashes QEMU 7.2 under TCG
                                       : "virtio-net-pci,netdev=n0,vectors=0";
@@ -88,13 +88,13 @@ guest_vm guest_vm::start(const temp_dir& dir, const std::string& sock, const std
                                   env_or_throw("VUISO_GUEST_INITRD"),
                                   "-append",
                                   "console=ttyS0 quiet panic=-1 vuiso.run=" + job +
-                                      " vuiso.secret=" + secret,
+                                      " vuiso.secret=" + o.secret + " " + o.append,
                                   "-object",
                                   "memory-backend-memfd,id=mem0,size=" + mem + ",share=on",
                                   "-numa",
                                   "node,memdev=mem0",
                                   "-chardev",
-                                  "socket,id=c0,path=" + sock,
+                                  "socket,id=c0,path=" + sock + (o.reconnect ? ",reconnect=1" : ""),
                                   "-serial",
                                   "file:" + g.console};
     if (device != "blk") {

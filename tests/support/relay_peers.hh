@@ -31,15 +31,20 @@ struct vuiso_proc {
 // Where dpdk-vuiso is (VUISO_BIN); throws if unset.
 std::string vuiso_bin();
 
+struct vm_options {
+    std::string secret = "none"; // on the kernel command line (so it lives in guest RAM)
+    unsigned mem_mb = 256;
+    bool reconnect = false; // the chardev reconnects every second when its peer goes
+    std::string append;     // more kernel command line (job parameters)
+};
+
 struct guest_vm {
     process proc;
     std::string console;
     // Boots the test guest with a vhost-user device on `sock` ("blk" or
-    // "net") and runs tests/guest/jobs/<job>. `secret` goes on the kernel
-    // command line (so it lives in guest RAM).
+    // "net") and runs tests/guest/jobs/<job>.
     static guest_vm start(const temp_dir& dir, const std::string& sock, const std::string& device,
-                          const std::string& job, const std::string& secret = "none",
-                          unsigned mem_mb = 256);
+                          const std::string& job, const vm_options& o = {});
     // Waits for the job to end ("VUISO END"); false on timeout.
     bool wait_end(std::chrono::milliseconds timeout);
     // The "VUISO ..." lines of the serial console.
