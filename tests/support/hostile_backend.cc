@@ -5,6 +5,8 @@
 #include "vring/split_ring.hh"
 
 #include <cstring>
+#include <fcntl.h>
+#include <optional>
 #include <stdexcept>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -48,6 +50,59 @@ uint8_t* hostile_backend::from_gpa(uint64_t gpa, uint32_t len) const {
     return nullptr;
 }
 
+void hostile_backend::fault_next_reply(request r, reply_fault f) {
+    std::lock_guard g(_faults_mu);
+    _faults.emplace_back(r, f);
+}
+
+size_t hostile_backend::faults_left() {
+    std::lock_guard g(_faults_mu);
+    return _faults.size();
+}
+
+void hostile_backend::reply(channel& c, message m) {
+    std::optional<reply_fault> f;
+    {
+        std::lock_guard g(_faults_mu);
+        if (!_faults.empty() && _faults.front().first == m.req()) {
+            f = _faults.front().second;
+            _faults.pop_front();
+        }
+    }
+    if (!f) {
+        (void)c.send(m);
+        return;
+    }
+    switch (*f) {
+    case reply_fault::wrong_code:
+        ++m.hdr.request;
+        break;
+    case reply_fault::no_reply_flag:
+        m.hdr.flags &= ~flag_reply;
+        break;
+    case reply_fault::bad_version:
+        m.hdr.flags = (m.hdr.flags & ~flag_version_mask) | 2;
+        break;
+    case reply_fault::short_payload:
+        m.payload.resize(4);
+        m.hdr.size = 4;
+        break;
+    case reply_fault::oversized:
+        m.payload.clear();
+        m.hdr.size = 1u << 20;
+        break;
+    case reply_fault::extra_fd: {
+        unique_fd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        int raw = fd.get();
+        (void)c.send(m, &raw, 1);
+        return;
+    }
+    case reply_fault::silence:
+        return;
+    }
+    (void)c.send(m);
+}
+
 // Accepts connection after connection (dpdk-vuiso reconnects after a
 // hang-up) and answers the control messages of one queue.
 void hostile_backend::control() {
@@ -66,11 +121,11 @@ void hostile_backend::control() {
             }
             switch (m->req()) {
             case request::get_features:
-                (void)c.send(message::make(m->hdr.request,
-                                           (uint64_t{1} << 32) | (uint64_t{1} << 30), flag_reply));
+                reply(c, message::make(m->hdr.request, (uint64_t{1} << 32) | (uint64_t{1} << 30),
+                                       flag_reply));
                 break;
             case request::get_protocol_features:
-                (void)c.send(message::make(m->hdr.request, uint64_t{0}, flag_reply));
+                reply(c, message::make(m->hdr.request, uint64_t{0}, flag_reply));
                 break;
             case request::set_mem_table: {
                 _ring_ready = false;
@@ -109,8 +164,7 @@ void hostile_backend::control() {
                 _ring_ready = false;
                 while (!_device_idle)
                     std::this_thread::sleep_for(1ms);
-                (void)c.send(
-                    message::make(m->hdr.request, vring_state{0, _last_avail}, flag_reply));
+                reply(c, message::make(m->hdr.request, vring_state{0, _last_avail}, flag_reply));
                 break;
             }
             default:

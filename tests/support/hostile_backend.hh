@@ -3,12 +3,18 @@
 // the protocol (no protocol features, one queue), maps the memory it is
 // given, and serves its ring from a thread: each chain's writable bytes
 // are filled with 0x5a and the chain completed — or, by mode, completed
-// wrongly, or never, or the connection is dropped.
+// wrongly, or never, or the connection is dropped. Control replies can be
+// malformed on cue too.
 #pragma once
 
 #include "common/unique_fd.hh"
+#include "vhost_user/channel.hh"
+#include "vhost_user/codec.hh"
+#include "vhost_user/protocol.hh"
 
 #include <atomic>
+#include <deque>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +32,16 @@ enum class backend_mode {
     hang_up, // close the connection on the first request
 };
 
+enum class reply_fault {
+    wrong_code,    // answers as if to another request
+    no_reply_flag, // the reply flag is missing
+    bad_version,   // protocol version 2
+    short_payload, // 4 bytes where the reply has 8
+    oversized,     // the header announces 1 MiB, nothing follows
+    extra_fd,      // an fd the reply must not carry
+    silence,       // no reply at all
+};
+
 class hostile_backend {
   public:
     explicit hostile_backend(std::string path);
@@ -34,11 +50,15 @@ class hostile_backend {
     hostile_backend& operator=(const hostile_backend&) = delete;
 
     void set_mode(backend_mode m) { _mode.store(m); }
+    // The next reply to `r` is sent with `f` (faults queue up, one per reply).
+    void fault_next_reply(vhost_user::request r, reply_fault f);
+    [[nodiscard]] size_t faults_left();
     [[nodiscard]] uint64_t served() const { return _served.load(); }
     const std::string path;
 
   private:
     void control();
+    void reply(vhost_user::channel& c, vhost_user::message m);
     void device();
     struct mapping {
         uint64_t gpa, size, uaddr;
@@ -55,6 +75,8 @@ class hostile_backend {
     std::atomic<uint16_t> _last_avail{0};
     std::atomic<uint64_t> _served{0};
     std::atomic<int> _conn{-1};
+    std::mutex _faults_mu;
+    std::deque<std::pair<vhost_user::request, reply_fault>> _faults;
     std::vector<mapping> _maps;
     uint16_t _num = 0;
     uint64_t _desc = 0, _avail = 0, _used = 0; // user addresses
