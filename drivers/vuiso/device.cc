@@ -82,6 +82,7 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
 
     if (!_region)
         return make_error(EINVAL, "no isolated region"); // created by port::start
+    region_for_this_link();
     auto& reg = *_region;
     reg.rewind();
 
@@ -90,6 +91,7 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
     _shadow_features = sf;
     vhost_user::shared_mem sm{reg.fd(), {reg.iova_base(), reg.size(), reg.user_base(), 0}};
     VUISO_TRY(_link->set_mem_table(std::span(&sm, 1)));
+    _region_generation = _link_generation;
 
     std::vector<rte_vhost_vring> rings;
     uint16_t nr = rte_vhost_get_vring_num(vid);
@@ -169,6 +171,7 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         q->relay = std::make_unique<relay::queue_relay>(s);
 
         q->addr = {i, 0, reg.user_addr(*d), reg.user_addr(*u), reg.user_addr(*a), 0};
+        q->pool_offset = *p;
         VUISO_TRY(_link->start_ring({q->addr, S, 0, q->kick.get(), q->call.get()},
                                     sf & bit(vhost_user::f_protocol_features)));
         _queues.push_back(std::move(q));
@@ -296,9 +299,11 @@ result<void> port::resume_bounce() {
                           fmt::format("the new back-end offers {:#x}, the device uses {:#x}",
                                       _backend_features, _shadow_features));
     VUISO_TRY(_link->set_features(_shadow_features));
+    region_for_this_link();
     auto& reg = *_region;
     vhost_user::shared_mem sm{reg.fd(), {reg.iova_base(), reg.size(), reg.user_base(), 0}};
     VUISO_TRY(_link->set_mem_table(std::span(&sm, 1)));
+    _region_generation = _link_generation;
     unsigned again = 0;
     for (auto& q : _queues) {
         unsigned n = q->relay->resubmit(rte_rdtsc());
@@ -320,6 +325,29 @@ result<void> port::resume_bounce() {
         _workers.add(q->relay.get(), _lcore, fmt::format("{}:{}", _cfg.name, q->index));
     _log->info("device moved to the new back-end: {} requests resubmitted", again);
     return success();
+}
+
+void port::region_for_this_link() {
+    if (_region_generation == 0 || _region_generation == _link_generation)
+        return;
+    auto fresh = create_region();
+    if (!fresh) {
+        _log->warn("no fresh isolated region for the new back-end connection ({}): it gets the "
+                   "region an earlier connection mapped",
+                   fresh.err().message);
+        return;
+    }
+    // Same size and device addresses: every offset, and so every address
+    // the back-end is told, stays; only our own mapping moves.
+    auto& reg = **fresh;
+    auto here = [&](uint64_t user_addr) { return reg.at(user_addr - reg.user_base()); };
+    for (auto& q : _queues)
+        if (q->relay)
+            q->relay->move_shadow({here(q->addr.desc_user_addr), here(q->addr.avail_user_addr),
+                                   here(q->addr.used_user_addr), reg.at(q->pool_offset)});
+    _region = std::move(*fresh);
+    _log->info("the new back-end connection gets a fresh isolated region (the old one is not "
+               "shared with it)");
 }
 
 void port::stop_device(int vid) {

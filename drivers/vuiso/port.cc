@@ -40,16 +40,10 @@ port::~port() {
 result<void> port::start() {
     std::string region = "none (passthrough)";
     if (_cfg.mode == relay::isolation::bounce) {
-        region::region_options ro;
-        ro.name = _cfg.name;
-        ro.size = _cfg.region_size;
-        ro.iova_base = isolated_iova;
-        auto reg = region::shared_region::create(ro);
+        auto reg = create_region();
         if (!reg)
-            return make_error(reg.err().code,
-                              fmt::format("{}: isolated region of {} MiB: {}", _cfg.name,
-                                          _cfg.region_size >> 20, reg.err().message));
-        _region = std::make_unique<region::shared_region>(std::move(*reg));
+            return std::move(reg).err();
+        _region = std::move(*reg);
         region = fmt::format("{} MiB {}, buffers {} B", _region->size() >> 20,
                              region::to_string(_region->kind()), _cfg.buf_size);
     }
@@ -60,6 +54,19 @@ result<void> port::start() {
                to_string(_cfg.mode), region, _lcore);
     _thread = std::thread([this] { link_thread(); });
     return success();
+}
+
+result<std::unique_ptr<region::shared_region>> port::create_region() const {
+    region::region_options ro;
+    ro.name = _cfg.name;
+    ro.size = _cfg.region_size;
+    ro.iova_base = isolated_iova;
+    auto reg = region::shared_region::create(ro);
+    if (!reg)
+        return make_error(reg.err().code,
+                          fmt::format("{}: isolated region of {} MiB: {}", _cfg.name,
+                                      _cfg.region_size >> 20, reg.err().message));
+    return std::make_unique<region::shared_region>(std::move(*reg));
 }
 
 void port::stop() {
@@ -170,6 +177,7 @@ result<void> port::connect_backend() {
     _backend_features = *f;
     _backend_queues = queues;
     _link = std::move(*link);
+    ++_link_generation;
     _log->info("back-end {} connected: features {:#x}, protocol {:#x}, {} queues",
                _cfg.backend_path, *f, _link->acked_protocol_features(), queues);
     return success();

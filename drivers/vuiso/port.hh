@@ -94,6 +94,7 @@ class port {
         unique_fd kick, call;                      // shadow ring eventfds (bounce)
         uint16_t guest_ring = 0;
         vhost_user::vring_addr addr{}; // the shadow ring, as the back-end maps it (bounce)
+        size_t pool_offset = 0;        // its bounce buffers in the region (bounce)
     };
     void link_thread();
     // The back-end hung up: take the queues off the lcores, keep what is in
@@ -103,6 +104,11 @@ class port {
     // the back-end) up on it, resubmitting what the old one did not finish.
     void backend_back();
     result<void> resume_bounce();
+    result<std::unique_ptr<region::shared_region>> create_region() const;
+    // Before the region is registered with a back-end connection: if an
+    // earlier connection had it, move to a fresh one (an old back-end that
+    // closed its socket may live on with its mapping).
+    void region_for_this_link();
     result<void> connect_backend();
     result<void> open_guest_socket();
     result<void> start_device(int vid);
@@ -130,6 +136,8 @@ class port {
     unsigned _lcore = 0;                   // the relay lcore of this port's queues
 
     std::unique_ptr<region::shared_region> _region; // bounce mode
+    uint64_t _link_generation = 0;                  // back-end connections made
+    uint64_t _region_generation = 0; // the connection the region was registered with (0: none)
     vring::guest_memory _memory;
     std::vector<std::unique_ptr<queue>> _queues;
     int _vid = -1;

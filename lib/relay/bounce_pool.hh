@@ -23,6 +23,10 @@ class bounce_pool {
     uint32_t take() noexcept { return _free[--_top]; }
     void give(uint32_t buf) noexcept { _free[_top++] = buf; }
 
+    // The buffers' memory is now at `base` (a fresh copy of the region; the
+    // device addresses and which buffers are taken stay).
+    void move_to(uint8_t* base) noexcept { _base = base; }
+
     [[nodiscard]] uint8_t* ptr(uint32_t buf) const noexcept {
         return _base + uint64_t{buf} * _buf_size;
     }

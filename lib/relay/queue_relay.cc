@@ -203,6 +203,11 @@ void queue_relay::disarm() noexcept {
     _shadow.set_interrupts(false);
 }
 
+void queue_relay::move_shadow(const shadow_memory& m) noexcept {
+    _shadow.move_to(m.desc, m.avail, m.used);
+    _pool.move_to(m.pool_base);
+}
+
 unsigned queue_relay::resubmit(uint64_t now) {
     // Chains in flight, oldest first, with their records (the descriptor
     // indexes are about to be reused).

@@ -99,6 +99,16 @@ class queue_relay {
     // off its lcore; harvest the old back-end's last completions first.
     // Returns how many chains were posted again.
     unsigned resubmit(uint64_t now);
+    // Before resubmit(): the shadow ring and the bounce buffers move to a
+    // fresh region with the same layout and device addresses (the old
+    // back-end may live on with the old one mapped).
+    struct shadow_memory {
+        void* desc;
+        void* avail;
+        void* used;
+        uint8_t* pool_base;
+    };
+    void move_shadow(const shadow_memory& m) noexcept;
 
     // Forget the guest side of what is in flight: later completions free
     // their buffers but write nothing to the guest (its memory is going away).

@@ -42,6 +42,12 @@ void split_driver::reset() noexcept {
     set_interrupts(_interrupts);
 }
 
+void split_driver::move_to(void* desc_table, void* avail, void* used) noexcept {
+    _desc = static_cast<desc*>(desc_table);
+    _avail = static_cast<uint16_t*>(avail);
+    _used = static_cast<uint16_t*>(used);
+}
+
 int split_driver::add_chain(std::span<const segment> segs, uint16_t* ids) noexcept {
     if (segs.empty() || segs.size() > _free_count)
         return -1;

@@ -85,6 +85,9 @@ class split_driver {
     // A new device takes the ring (the old one is gone): zeroes the shared
     // parts, forgets every chain in flight, keeps the counters.
     void reset() noexcept;
+    // The ring's memory is now at these addresses (a fresh copy of the same
+    // layout); reset() it before use.
+    void move_to(void* desc_table, void* avail, void* used) noexcept;
 
   private:
     desc* _desc;

@@ -25,7 +25,7 @@ constexpr uint32_t out_len = 64, canary_len = 256;
 // One request: 16 readable bytes, 64 writable ones followed by a canary.
 struct request_buffers {
     uint64_t in_gpa, out_gpa;
-    uint8_t *out, *canary;
+    uint8_t *in, *out, *canary;
 };
 
 std::optional<vring::completion> one_request(loadgen::virtio_device& dev, const request_buffers& b,
@@ -58,7 +58,7 @@ request_buffers alloc_buffers(loadgen::virtio_device& dev) {
     auto in_off = dev.alloc_buffer(16), out_off = dev.alloc_buffer(out_len + canary_len);
     if (!in_off || !out_off)
         throw std::runtime_error("no room for the request buffers");
-    request_buffers b{mem.iova(*in_off), mem.iova(*out_off), mem.at(*out_off),
+    request_buffers b{mem.iova(*in_off), mem.iova(*out_off), mem.at(*in_off), mem.at(*out_off),
                       mem.at(*out_off) + out_len};
     std::memset(b.canary, 0xcc, canary_len);
     return b;
@@ -120,6 +120,9 @@ TEST(HostileBackend, GuestSeesOnlyCorrectCompletionsAndThePortSurvives) {
     // Hang-up mid-request: the requests it holds (this one, and the one it
     // "completed" under an unknown id) are kept, the back-end reconnected
     // (it accepts again) and both resubmitted and completed.
+    // The back-end lives on with its mapping; its successor gets a fresh
+    // region, so what the guest sends from now on never reaches the old one.
+    std::memcpy(b.in, "before-hang-up!!", 16);
     be.set_mode(backend_mode::hang_up);
     auto first = one_request(*dev, b, 10s);
     ASSERT_TRUE(first) << read_file(v.log);
@@ -130,7 +133,12 @@ TEST(HostileBackend, GuestSeesOnlyCorrectCompletionsAndThePortSurvives) {
     EXPECT_EQ(first->len, out_len);
     EXPECT_EQ(second[0].len, out_len);
     EXPECT_EQ(stats()["resubmitted"], 2u);
+    std::memcpy(b.in, "after-hang-up!!!", 16);
     good_completion("after the hang-up");
+    EXPECT_TRUE(be.old_mappings_contain("before-hang-up!!")) << "the check sees the old region";
+    EXPECT_FALSE(be.old_mappings_contain("after-hang-up!!!"))
+        << "the old back-end's mapping saw a request sent after it hung up";
+    EXPECT_NE(read_file(v.log).find("fresh isolated region"), std::string::npos);
 
     // A back-end that never completes: the VMM leaves; the device stops
     // after the drain gives up, the guest's memory untouched.

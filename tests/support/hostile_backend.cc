@@ -4,6 +4,7 @@
 #include "vhost_user/codec.hh"
 #include "vring/split_ring.hh"
 
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <optional>
@@ -33,6 +34,8 @@ hostile_backend::~hostile_backend() {
     _device.join();
     for (auto& m : _maps)
         ::munmap(m.base, m.len);
+    for (auto& m : _old_maps)
+        ::munmap(m.base, m.len);
     ::unlink(path.c_str());
 }
 
@@ -51,19 +54,29 @@ uint8_t* hostile_backend::from_gpa(uint64_t gpa, uint32_t len) const {
 }
 
 void hostile_backend::fault_next_reply(request r, reply_fault f) {
-    std::lock_guard g(_faults_mu);
+    std::lock_guard g(_mu);
     _faults.emplace_back(r, f);
 }
 
 size_t hostile_backend::faults_left() {
-    std::lock_guard g(_faults_mu);
+    std::lock_guard g(_mu);
     return _faults.size();
+}
+
+bool hostile_backend::old_mappings_contain(std::string_view bytes) {
+    std::lock_guard g(_mu);
+    for (auto& m : _old_maps) {
+        auto* end = m.base + m.size;
+        if (std::search(m.base, end, bytes.begin(), bytes.end()) != end)
+            return true;
+    }
+    return false;
 }
 
 void hostile_backend::reply(channel& c, message m) {
     std::optional<reply_fault> f;
     {
-        std::lock_guard g(_faults_mu);
+        std::lock_guard g(_mu);
         if (!_faults.empty() && _faults.front().first == m.req()) {
             f = _faults.front().second;
             _faults.pop_front();
@@ -173,6 +186,11 @@ void hostile_backend::control() {
         }
         _ring_ready = false;
         _conn = -1;
+        while (!_device_idle)
+            std::this_thread::sleep_for(1ms);
+        std::lock_guard g(_mu); // like a process that lives on: the mappings stay
+        _old_maps.insert(_old_maps.end(), _maps.begin(), _maps.end());
+        _maps.clear();
     }
 }
 
@@ -209,9 +227,9 @@ void hostile_backend::device() {
             ++_last_avail;
             backend_mode mode = _mode;
             if (mode == backend_mode::hang_up) {
-                // Like a crash: the ring is not touched again, not even to
-                // publish. (A back-end that lived on with the region mapped
-                // could still write there: doc/robustness.md, "Open".)
+                // The ring is not touched again, not even to publish; the
+                // region stays mapped (old_mappings_contain), as by a
+                // back-end that closed its socket and lives on.
                 _mode = backend_mode::good; // once
                 _ring_ready = false;
                 ::shutdown(_conn, SHUT_RDWR);

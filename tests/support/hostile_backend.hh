@@ -16,6 +16,7 @@
 #include <deque>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -53,6 +54,9 @@ class hostile_backend {
     // The next reply to `r` is sent with `f` (faults queue up, one per reply).
     void fault_next_reply(vhost_user::request r, reply_fault f);
     [[nodiscard]] size_t faults_left();
+    // Does memory mapped on an earlier connection (kept mapped, as by a
+    // back-end that closed its socket and lives on) hold these bytes now?
+    [[nodiscard]] bool old_mappings_contain(std::string_view bytes);
     [[nodiscard]] uint64_t served() const { return _served.load(); }
     const std::string path;
 
@@ -75,9 +79,10 @@ class hostile_backend {
     std::atomic<uint16_t> _last_avail{0};
     std::atomic<uint64_t> _served{0};
     std::atomic<int> _conn{-1};
-    std::mutex _faults_mu;
+    std::mutex _mu;
     std::deque<std::pair<vhost_user::request, reply_fault>> _faults;
     std::vector<mapping> _maps;
+    std::vector<mapping> _old_maps; // of earlier connections, under _mu
     uint16_t _num = 0;
     uint64_t _desc = 0, _avail = 0, _used = 0; // user addresses
     std::thread _control, _device;

@@ -562,3 +562,49 @@ TEST_F(Relay, AbandonedRequestsAreUnmarked) {
     relay->abandon_in_flight();
     EXPECT_TRUE(reg.marked().empty());
 }
+
+TEST_F(Relay, ResubmitsIntoAFreshRegionAndNeverTouchesTheOldOne) {
+    // The old back-end hung up but may live on with the old region mapped:
+    // its successor gets a fresh copy (same layout, same device addresses).
+    for (int i = 0; i < 2; ++i) {
+        std::memset(at(guest_gpa + i * 64), 'a' + i, 8);
+        vring::segment segs[] = {{guest_gpa + i * 64, 8, false},
+                                 {guest_gpa + 4096 + i * 64, 8, true}};
+        ASSERT_GE(guest->add_chain(segs), 0);
+    }
+    guest->publish();
+    poll();
+    ASSERT_EQ(relay->in_flight(), 2u);
+
+    ring_mem fresh_ring;
+    std::vector<uint8_t> fresh_pool(region.size());
+    relay->move_shadow({fresh_ring.desc(), fresh_ring.avail(shadow_size),
+                        fresh_ring.used(shadow_size), fresh_pool.data()});
+    std::fill(sh.bytes.begin(), sh.bytes.end(), uint8_t{0xee});
+    std::fill(region.begin(), region.end(), uint8_t{0xee});
+    EXPECT_EQ(relay->resubmit(now), 2u);
+
+    vring::guest_region rr{region_iova, fresh_pool.size(), fresh_pool.data()};
+    region_mem = *vring::guest_memory::build(std::span(&rr, 1));
+    backend = std::make_unique<guest_ring>(guest_ring_layout{
+        reinterpret_cast<vring::desc*>(fresh_ring.desc()),
+        reinterpret_cast<uint16_t*>(fresh_ring.avail(shadow_size)),
+        reinterpret_cast<uint16_t*>(fresh_ring.used(shadow_size)), shadow_size, false, 0, 0});
+    EXPECT_EQ(serve(), 2u);
+    // And one new request after the move.
+    vring::segment segs[] = {{guest_gpa + 128, 8, false}, {guest_gpa + 4096 + 128, 8, true}};
+    std::memset(at(guest_gpa + 128), 'c', 8);
+    ASSERT_GE(guest->add_chain(segs), 0);
+    guest->publish();
+    poll();
+    EXPECT_EQ(serve(), 1u);
+    poll();
+    vring::completion done[4];
+    EXPECT_EQ(guest->poll_used(done), 3u);
+    for (int i = 0; i < 3; ++i)
+        EXPECT_EQ(*at(guest_gpa + 4096 + i * 64), 'a' + i) << "request " << i;
+    EXPECT_TRUE(std::all_of(sh.bytes.begin(), sh.bytes.end(), [](uint8_t b) { return b == 0xee; }))
+        << "the old shadow ring was written";
+    EXPECT_TRUE(std::all_of(region.begin(), region.end(), [](uint8_t b) { return b == 0xee; }))
+        << "the old bounce buffers were written";
+}
