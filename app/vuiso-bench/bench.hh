@@ -29,6 +29,7 @@ struct blk_args {
     uint16_t queues = 1;
     uint64_t span = uint64_t{64} << 20; // bytes of the disk addressed
     double think_ms = 0;                // pause after each completion (idle gaps)
+    bool inflight = false;              // share an inflight region, as QEMU's vhost-user-blk
 };
 
 struct net_args {

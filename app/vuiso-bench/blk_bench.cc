@@ -35,6 +35,7 @@ result<report> run_blk(const common_args& c, const blk_args& a) {
     o.mode = c.server ? vhost_user::link_mode::server : vhost_user::link_mode::client;
     o.queues = a.queues;
     o.event_idx = true;
+    o.inflight = a.inflight;
     o.buffer_bytes = size_t{a.queues} * a.qd * (a.bs + 4096) + (size_t{1} << 20);
     o.name = "vuiso-bench";
     auto dev = loadgen::virtio_device::start(o);

@@ -23,6 +23,8 @@ dpdk-vuiso's guest socket: the command line is otherwise the same.
   blk   --rw read|write|randread|randwrite (randread)  --bs SIZE (4k)
         --qd N (1)  --queues N (1)  --span SIZE (64M: bytes of the disk used)
         --think MS (0: pause after each completion, to measure wake-ups)
+        --inflight (share an inflight region, INFLIGHT_SHMFD, as QEMU's
+        vhost-user-blk does: the back-end then tracks every request)
         prints IOPS, MB/s, latency mean/p50/p99/p99.9 (us, submit to reap) and
         the first request's latency (first_us: a sleeping relay's wake-up)
   net   --mode loopback|txonly (loopback)  --size BYTES (64, frame without
@@ -83,6 +85,8 @@ int main(int argc, char** argv) {
             c.server = true;
         } else if (a == "--poll") {
             c.poll = true;
+        } else if (a == "--inflight") {
+            b.inflight = true;
         } else if (a == "--socket") {
             const char* v = value();
             if (!v)

@@ -26,6 +26,7 @@ struct config_head {
     uint32_t offset, size, flags;
 };
 constexpr uint32_t max_config = 256; // VHOST_USER_MAX_CONFIG_SIZE
+constexpr uint32_t max_vrings = 256; // rte_vhost's VHOST_MAX_VRING: its virtqueue array
 
 } // namespace
 
@@ -228,8 +229,9 @@ int port::on_pre_message(int vid, void* msg) {
             return 2; // rte_vhost refuses it
         std::memcpy(&a, payload(msg), sizeof(a));
         int nfd = vhost_msg::fd_count(msg);
-        auto ok = !set       ? check_inflight_request(a, _backend_queues)
-                  : nfd == 1 ? check_inflight_region(a, vhost_msg::fds(msg)[0], _backend_queues)
+        uint32_t queues = std::min(_backend_queues, max_vrings);
+        auto ok = !set       ? check_inflight_request(a, queues)
+                  : nfd == 1 ? check_inflight_region(a, vhost_msg::fds(msg)[0], queues)
                              : result<void>(make_error(EINVAL, fmt::format("{} fds", nfd)));
         if (!ok) {
             _log->warn("the VMM's {} is refused: {}", set ? "SET_INFLIGHT_FD" : "GET_INFLIGHT_FD",

@@ -34,8 +34,9 @@ bool virtio_queue::wait_call(clock::time_point deadline) noexcept {
 namespace {
 
 // The protocol features the load generator knows how to honour.
-constexpr uint64_t supported_protocol =
-    bit(pf_mq) | bit(pf_reply_ack) | bit(pf_config) | bit(pf_status) | bit(pf_configure_mem_slots);
+constexpr uint64_t supported_protocol = bit(pf_mq) | bit(pf_reply_ack) | bit(pf_config) |
+                                        bit(pf_status) | bit(pf_configure_mem_slots) |
+                                        bit(pf_inflight_shmfd);
 
 size_t ring_bytes(uint16_t n) {
     return vring::desc_bytes(n) + vring::avail_bytes(n) + vring::used_bytes(n) + 64;
@@ -106,6 +107,14 @@ result<void> virtio_device::negotiate() {
                 return make_error(EINVAL, fmt::format("back-end supports {} queues, {} wanted", *n,
                                                       _opts.queues));
         }
+    }
+    if (_opts.inflight) {
+        auto shm = l.get_inflight_fd(_opts.queues, _opts.queue_size); // needs INFLIGHT_SHMFD
+        if (!shm)
+            return std::move(shm).err();
+        _inflight = std::move(*shm);
+        VUISO_TRY(l.set_inflight_fd(_inflight.fd.get(), _inflight.mmap_size, _inflight.mmap_offset,
+                                    _opts.queues, _opts.queue_size));
     }
     VUISO_TRY(l.set_features(_features));
     shared_mem m{_mem.fd(), mem_region{_mem.iova_base(), _mem.size(), _mem.user_base(), 0}};

@@ -32,6 +32,9 @@ struct device_options {
     // Share memory with ADD_MEM_REG (needs CONFIGURE_MEM_SLOTS) instead of
     // SET_MEM_TABLE.
     bool add_mem_reg = false;
+    // Ask for an inflight region (INFLIGHT_SHMFD) and hand it back, as
+    // QEMU's vhost-user-blk does; the back-end then tracks what it takes.
+    bool inflight = false;
     std::string name = "loadgen";
 };
 
@@ -85,6 +88,7 @@ class virtio_device {
     std::vector<std::unique_ptr<virtio_queue>> _queues;
     uint64_t _features = 0;
     bool _stopped = false;
+    vhost_user::inflight_shm _inflight; // kept as a VMM keeps it
 };
 
 } // namespace vuiso::loadgen

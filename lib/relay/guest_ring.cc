@@ -35,9 +35,7 @@ void guest_ring::put_used(uint16_t head, uint32_t len) noexcept {
         retire(head);
 }
 
-void guest_ring::track(uint16_t head) noexcept {
-    if (!_inflight)
-        return;
+void guest_ring::mark(uint16_t head) noexcept {
     vring::inflight_desc& d = _inflight->desc()[head];
     d.counter = ++_inflight_counter;
     __atomic_store_n(&d.inflight, uint8_t{1}, __ATOMIC_RELEASE);

@@ -45,7 +45,10 @@ class guest_ring {
     void consume(uint16_t n) noexcept { _last_avail = static_cast<uint16_t>(_last_avail + n); }
 
     // Inflight tracking: `head` was taken and posted to the back-end.
-    void track(uint16_t head) noexcept;
+    void track(uint16_t head) noexcept {
+        if (_inflight)
+            mark(head);
+    }
     // `head` will never be returned (its request is dropped): unmark it.
     void untrack(uint16_t head) noexcept;
     [[nodiscard]] bool tracking() const noexcept { return _inflight != nullptr; }
@@ -65,6 +68,7 @@ class guest_ring {
     bool enable_kicks() noexcept;
 
   private:
+    void mark(uint16_t head) noexcept;
     void retire(uint16_t head) noexcept;
 
     vring::desc* _desc;
