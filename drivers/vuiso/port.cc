@@ -123,8 +123,24 @@ void port::link_thread() {
         if (_link) // dropped by a failed request in another thread
             backend_lost();
         watch.reset();
+        // Unlocked: connecting waits (up to a second in server mode, a reply
+        // timeout per message), and rte_vhost's one message thread serves
+        // every port's guest through hooks that take their port's lock.
+        lk.unlock();
         auto r = connect_backend();
+        lk.lock();
+        if (r && _stopping) {
+            r->link->disconnect();
+            break;
+        }
         if (r) {
+            _backend_features = r->features;
+            _backend_queues = r->queues;
+            _link = std::move(r->link);
+            ++_link_generation;
+            _log->info("back-end {} connected: features {:#x}, protocol {:#x}, {} queues",
+                       _cfg.backend_path, _backend_features, _link->acked_protocol_features(),
+                       _backend_queues);
             backoff = 100ms;
             if (_guest_open) {
                 backend_back();
@@ -144,7 +160,7 @@ void port::link_thread() {
     }
 }
 
-result<void> port::connect_backend() {
+result<port::backend_link> port::connect_backend() const {
     vhost_user::frontend_options o;
     o.path = _cfg.backend_path;
     o.mode = _cfg.backend_mode;
@@ -175,13 +191,7 @@ result<void> port::connect_backend() {
             queues = *n;
         }
     }
-    _backend_features = *f;
-    _backend_queues = queues;
-    _link = std::move(*link);
-    ++_link_generation;
-    _log->info("back-end {} connected: features {:#x}, protocol {:#x}, {} queues",
-               _cfg.backend_path, *f, _link->acked_protocol_features(), queues);
-    return success();
+    return backend_link{std::move(*link), *f, queues};
 }
 
 result<void> port::open_guest_socket() {

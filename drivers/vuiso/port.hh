@@ -109,7 +109,13 @@ class port {
     // earlier connection had it, move to a fresh one (an old back-end that
     // closed its socket may live on with its mapping).
     void region_for_this_link();
-    result<void> connect_backend();
+    // A negotiated back-end connection (made without the port lock).
+    struct backend_link {
+        std::unique_ptr<vhost_user::frontend> link;
+        uint64_t features = 0;
+        uint32_t queues = 1;
+    };
+    result<backend_link> connect_backend() const;
     result<void> open_guest_socket();
     result<void> start_device(int vid);
     result<void> start_bounce(int vid, uint64_t guest_features);
