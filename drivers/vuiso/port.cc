@@ -340,9 +340,8 @@ port::info_snapshot port::info() {
     for (auto& q : _queues) {
         if (!q->relay)
             continue;
-        auto st = q->relay->stats();
-        i.pool_buffers += st[relay::metric::pool_buffers];
-        i.pool_in_use += st[relay::metric::pool_in_use];
+        i.pool_buffers += q->relay->pool().capacity();     // fixed at construction
+        i.pool_in_use += q->relay->counters().pool_in_use; // the lcore's gauge
     }
     return i;
 }
