@@ -122,8 +122,9 @@ unsigned queue_relay::submit(uint64_t now) noexcept {
 bool queue_relay::replay(uint64_t now, uint16_t& moved) noexcept {
     for (; _replay_at < _replay_n; ++_replay_at, ++moved) {
         uint16_t head = _replay[_replay_at];
-        if (head >= _guest.size()) [[unlikely]] { // the VMM's region says more than its ring
-            _guest.untrack(head);
+        if (head >= _guest.size()) [[unlikely]] {
+            // The VMM rewrote its region (rte_vhost reads the entry count
+            // from it): such a mark is not ours to touch, nor its head.
             ++_c.bad_chain[size_t(vring::chain_error::head_out_of_range)];
             continue;
         }
