@@ -290,9 +290,13 @@ int port::on_pre_message(int vid, void* msg) {
     case uint32_t(vhost_user::request::set_vring_call):
         // The guest changes what a running device uses: stop it first (its
         // memory may be unmapped by rte_vhost), start it again afterwards.
-        if (_running && vid == _vid) {
-            _log->info("guest sends {} to a running device: restarting it",
-                       vhost_user::name_of(vhost_user::request(h->request)));
+        // Also after an earlier such message left it stopped (say, rings
+        // outside guest memory): rte_vhost still counts it as running and
+        // will not call new_device again.
+        if ((_running || _device_wanted) && vid == _vid) {
+            if (_running)
+                _log->info("guest sends {} to a running device: restarting it",
+                           vhost_user::name_of(vhost_user::request(h->request)));
             stop_device(vid);
             _restart_after_message = true;
         }
@@ -306,6 +310,8 @@ int port::on_post_message(int vid, void*) {
     std::lock_guard g(_mu);
     if (_restart_after_message) {
         _restart_after_message = false;
+        if (!_link || !_link->connected())
+            return 2; // started when the back-end is back (backend_back)
         if (auto r = start_device(vid); !r)
             _log->error("restarting the device failed: {}", r.err().message);
     }

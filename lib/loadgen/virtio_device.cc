@@ -146,7 +146,7 @@ result<void> virtio_device::start_ring(uint16_t index) {
     VUISO_TRY(_link->start_ring({addr, n, 0, kick.get(), call.get(), err.get()},
                                 _features & bit(f_protocol_features)));
     _queues.push_back(std::make_unique<virtio_queue>(std::move(ring), std::move(kick),
-                                                     std::move(call), std::move(err)));
+                                                     std::move(call), std::move(err), addr));
     return success();
 }
 

@@ -40,10 +40,13 @@ struct device_options {
 
 class virtio_queue {
   public:
-    virtio_queue(vring::split_driver ring, unique_fd kick, unique_fd call, unique_fd err)
+    virtio_queue(vring::split_driver ring, unique_fd kick, unique_fd call, unique_fd err,
+                 const vhost_user::vring_addr& addr)
         : _ring(std::move(ring)), _kick(std::move(kick)), _call(std::move(call)),
-          _err(std::move(err)) {}
+          _err(std::move(err)), _addr(addr) {}
     vring::split_driver& ring() noexcept { return _ring; }
+    // Where the ring is, as told to the back-end (SET_VRING_ADDR).
+    [[nodiscard]] const vhost_user::vring_addr& addr() const noexcept { return _addr; }
     // Publishes posted chains; kicks the back-end if it asked to be told.
     void publish_and_kick() noexcept;
     // Waits for the back-end's call (or the deadline); drains the eventfd.
@@ -52,6 +55,7 @@ class virtio_queue {
   private:
     vring::split_driver _ring;
     unique_fd _kick, _call, _err; // _err: the back-end signals ring errors (SET_VRING_ERR)
+    vhost_user::vring_addr _addr;
 };
 
 class virtio_device {

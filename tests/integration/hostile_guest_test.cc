@@ -261,3 +261,91 @@ TEST(HostileGuest, InflightRequestsOutOfBoundsAreRefused) {
     run_requests(*blk, virtio::blk::t_out, 16, 4096, s);
     run_requests(*blk, virtio::blk::t_in, 16, 4096, s);
 }
+
+// A hostile VMM changes what a running device uses while requests are in
+// flight (HOSTILE-INPUTS, control): the memory table again, the ring
+// addresses again, the rings moved onto zeroed memory and back, the rings
+// outside guest memory and back. dpdk-vuiso stops the device before
+// rte_vhost applies each message (draining what is in flight into the rings
+// it had) and starts it on what the message says, or waits for the next
+// message if that cannot be run. (rte_vhost itself resumes a moved ring at
+// its used index; with nothing in flight after the drain that loses
+// nothing.) Every request completes, every block reads back intact, the
+// process stays up.
+TEST(HostileGuest, RingsAndMemoryChangedUnderRunningIo) {
+    temp_dir dir;
+    auto qsd = qsd_peer::start(dir, make_image(dir), dir.file("b.sock"));
+    std::string g = dir.file("g.sock");
+    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g});
+    auto dev = connect_vmm(g);
+    constexpr uint16_t depth = 8;
+    auto blk =
+        loadgen::blk_driver::create(*dev, {.queue = 0, .depth = depth, .max_io = block_bytes});
+    ASSERT_TRUE(blk) << blk.err().message;
+    auto& link = dev->link();
+    auto& mem = dev->memory();
+    const vhost_user::vring_addr home = dev->queue(0).addr();
+    auto zeroed = dev->alloc_buffer(4 * 4096, 4096);
+    ASSERT_TRUE(zeroed);
+    std::memset(mem.at(*zeroed), 0, 4 * 4096);
+    vhost_user::vring_addr empty{
+        0, 0, mem.user_addr(*zeroed), mem.user_addr(*zeroed + 8192), mem.user_addr(*zeroed + 4096),
+        0};
+    uint64_t beyond = mem.user_base() + mem.size() + (uint64_t{1} << 30);
+    vhost_user::vring_addr outside{0, 0, beyond, beyond + 8192, beyond + 4096, 0};
+    vhost_user::shared_mem table{mem.fd(), {mem.iova_base(), mem.size(), mem.user_base(), 0}};
+    const std::vector<std::pair<std::string, std::function<result<void>()>>> steps = {
+        {"SET_MEM_TABLE again", [&] { return link.set_mem_table(std::span(&table, 1)); }},
+        {"SET_VRING_ADDR again", [&] { return link.set_vring_addr(home); }},
+        {"rings moved to zeroed memory", [&] { return link.set_vring_addr(empty); }},
+        {"rings back", [&] { return link.set_vring_addr(home); }},
+        {"rings outside guest memory", [&] { return link.set_vring_addr(outside); }},
+        {"rings back again", [&] { return link.set_vring_addr(home); }},
+    };
+
+    std::vector<uint64_t> slot_block(depth), acked;
+    std::vector<loadgen::blk_completion> done(depth);
+    uint64_t next = 0;
+    auto reap = [&] {
+        unsigned n = blk->reap(done);
+        for (unsigned i = 0; i < n; ++i) {
+            EXPECT_EQ(done[i].status, virtio::blk::s_ok);
+            acked.push_back(slot_block[done[i].slot]);
+        }
+        return n;
+    };
+    for (const auto& [what, send] : steps) {
+        while (blk->busy() < depth) { // the depth full, then the message
+            int slot = blk->submit(virtio::blk::t_out, next * (block_bytes / 512), block_bytes);
+            ASSERT_GE(slot, 0);
+            fill_block(blk->data(slot).data(), next);
+            slot_block[slot] = next++;
+        }
+        blk->flush();
+        auto r = send();
+        std::cout << what << ": " << (r ? "accepted" : r.err().message) << "\n";
+        reap();
+        ASSERT_TRUE(v.proc.running()) << what << "\n" << read_file(v.log);
+    }
+    auto deadline = in(10s);
+    while (blk->busy()) {
+        if (reap() == 0)
+            blk->wait(in(10ms));
+        ASSERT_LT(loadgen::clock::now(), deadline) << blk->busy() << " requests never completed\n"
+                                                   << read_file(v.log);
+    }
+    EXPECT_EQ(acked.size(), next);
+    std::vector<uint8_t> want(block_bytes), got(block_bytes);
+    for (uint64_t b : acked) {
+        auto r = blk->read(b * (block_bytes / 512), got);
+        ASSERT_TRUE(r) << r.err().message;
+        fill_block(want.data(), b);
+        ASSERT_EQ(got, want) << "block " << b;
+    }
+    std::string log = read_file(v.log);
+    EXPECT_GE(count(log, "to a running device: restarting it"), 4u) << log;
+    // Rings outside guest memory cannot run: that restart fails, and the
+    // next message (the rings back) starts the device again.
+    EXPECT_EQ(count(log, "restarting the device failed: the guest set up no ring"), 1u) << log;
+    EXPECT_EQ(count(log, "device started"), 6u) << log;
+}
