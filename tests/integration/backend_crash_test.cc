@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <numeric>
 #include <sstream>
 #include <thread>
 
@@ -77,13 +78,9 @@ TEST(BackendCrash, WritesSurviveThreeBackendCrashes) {
     EXPECT_EQ(crashes, crash_at.end()) << "the writes ended before the third crash";
 
     // Every acknowledged block, read back through the relay.
-    std::vector<uint8_t> want(block), got(block);
-    for (uint64_t b = 0; b < blocks; ++b) {
-        auto r = blk->read(b * (block / 512), got);
-        ASSERT_TRUE(r) << r.err().message;
-        fill_block(want.data(), b);
-        ASSERT_EQ(got, want) << "block " << b << " is not what was acknowledged";
-    }
+    std::vector<uint64_t> all(blocks);
+    std::iota(all.begin(), all.end(), uint64_t{0});
+    expect_blocks(*blk, all);
     auto st = telemetry(v.prefix, "/vuiso/port/stats,0");
     std::cout << "crashes survived: 3, requests resubmitted: " << st["resubmitted"]
               << ", writes verified: " << blocks << "\n";

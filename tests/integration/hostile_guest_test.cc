@@ -363,13 +363,7 @@ TEST(HostileGuest, RingsAndMemoryChangedUnderRunningIo) {
     auto dev2 = connect_vmm(g);
     auto blk2 = loadgen::blk_driver::create(*dev2, {.queue = 0, .depth = 1, .max_io = block_bytes});
     ASSERT_TRUE(blk2) << blk2.err().message;
-    std::vector<uint8_t> want(block_bytes), got(block_bytes);
-    for (uint64_t b : acked) {
-        auto r = blk2->read(b * (block_bytes / 512), got);
-        ASSERT_TRUE(r) << r.err().message;
-        fill_block(want.data(), b);
-        ASSERT_EQ(got, want) << "block " << b;
-    }
+    expect_blocks(*blk2, acked);
     std::string log = read_file(v.log);
     EXPECT_GE(count(log, "to a running device: restarting it"), 4u) << log;
     // Rings outside guest memory cannot run: that restart fails, and the

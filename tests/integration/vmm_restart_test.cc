@@ -60,13 +60,7 @@ TEST(VmmRestart, UnderLoadThreeTimes) {
     auto dev = connect_vmm(g);
     auto blk = loadgen::blk_driver::create(*dev, {.queue = 0, .depth = 8, .max_io = block_bytes});
     ASSERT_TRUE(blk) << blk.err().message;
-    std::vector<uint8_t> want(block_bytes), got(block_bytes);
-    for (uint64_t b : acked_blocks) {
-        auto r = blk->read(b * (block_bytes / 512), got);
-        ASSERT_TRUE(r) << r.err().message;
-        fill_block(want.data(), b);
-        ASSERT_EQ(got, want) << "block " << b;
-    }
+    expect_blocks(*blk, acked_blocks);
     auto st = telemetry(v.prefix, "/vuiso/port/stats,0");
     // Everything the dead VMMs posted was either completed or abandoned.
     EXPECT_EQ(st["requests"].get<uint64_t>(),

@@ -54,6 +54,16 @@ void fill_block(uint8_t* p, uint64_t n) {
     }
 }
 
+void expect_blocks(loadgen::blk_driver& blk, std::span<const uint64_t> blocks) {
+    std::vector<uint8_t> want(block_bytes), got(block_bytes);
+    for (uint64_t b : blocks) {
+        auto r = blk.read(b * (block_bytes / virtio::blk::sector_size), got);
+        ASSERT_TRUE(r) << "block " << b << ": " << r.err().message;
+        fill_block(want.data(), b);
+        ASSERT_EQ(got, want) << "block " << b << " is not what was acknowledged";
+    }
+}
+
 std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock) {
     loadgen::device_options o;
     o.path = sock;

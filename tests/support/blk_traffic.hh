@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 namespace vuiso::testing {
@@ -26,6 +27,9 @@ void run_requests(loadgen::blk_driver& blk, uint32_t type, unsigned n, uint32_t 
 // block written to the wrong place, stale or torn is seen.
 void fill_block(uint8_t* p, uint64_t n);
 inline constexpr uint32_t block_bytes = 4096;
+// Reads each of `blocks` back through `blk` (its max_io at least a block)
+// and checks it holds what fill_block wrote; gtest assertions.
+void expect_blocks(loadgen::blk_driver& blk, std::span<const uint64_t> blocks);
 
 // Plays the VMM on `sock` (EVENT_IDX on); throws if the device cannot start.
 std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock);
