@@ -31,11 +31,7 @@ double cpu_share(pid_t pid, std::chrono::milliseconds span) {
 
 TEST(AdaptivePolling, IdleLcoreSleepsAndTheNextRequestWakesIt) {
     temp_dir dir;
-    auto qsd =
-        qsd_peer::start(dir, make_image(dir, "disk.raw", size_t{16} << 20), dir.file("blk.sock"));
-    std::string g = dir.file("guest.sock");
-    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g},
-                               {"--idle-ms", "50"});
+    auto [qsd, g, v] = blk_port::start(dir, {"--idle-ms", "50"});
     auto dev = connect_vmm(g);
     auto blk = loadgen::blk_driver::create(*dev, {.queue = 0, .depth = 4, .max_io = 4096});
     ASSERT_TRUE(blk) << blk.err().message;
@@ -71,11 +67,7 @@ TEST(AdaptivePolling, IdleLcoreSleepsAndTheNextRequestWakesIt) {
 
 TEST(AdaptivePolling, AlwaysPollingKeepsACoreBusy) {
     temp_dir dir;
-    auto qsd =
-        qsd_peer::start(dir, make_image(dir, "disk.raw", size_t{16} << 20), dir.file("blk.sock"));
-    std::string g = dir.file("guest.sock");
-    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g},
-                               {"--idle-ms", "0"});
+    auto [qsd, g, v] = blk_port::start(dir, {"--idle-ms", "0"});
     auto dev = connect_vmm(g);
     std::this_thread::sleep_for(300ms);
     double busy = cpu_share(v.proc.pid(), 1s);

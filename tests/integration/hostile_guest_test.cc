@@ -217,9 +217,7 @@ TEST(HostileGuest, EveryBadChainIsRejectedCountedAndTheGuestKeepsBeingServed) {
 // refuses what is out of bounds before rte_vhost sees it, and stays up.
 TEST(HostileGuest, InflightRequestsOutOfBoundsAreRefused) {
     temp_dir dir;
-    auto qsd = qsd_peer::start(dir, make_image(dir), dir.file("b.sock"));
-    std::string g = dir.file("g.sock");
-    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g});
+    auto [qsd, g, v] = blk_port::start(dir);
     auto vmm = [&] {
         auto f = vhost_user::frontend::open({.path = g, .connect_timeout = 5s});
         if (!f)
@@ -275,9 +273,7 @@ TEST(HostileGuest, InflightRequestsOutOfBoundsAreRefused) {
 // process stays up.
 TEST(HostileGuest, RingsAndMemoryChangedUnderRunningIo) {
     temp_dir dir;
-    auto qsd = qsd_peer::start(dir, make_image(dir), dir.file("b.sock"));
-    std::string g = dir.file("g.sock");
-    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g});
+    auto [qsd, g, v] = blk_port::start(dir);
     auto dev = connect_vmm(g);
     constexpr uint16_t depth = 8;
     auto blk =

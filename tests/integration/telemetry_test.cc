@@ -33,10 +33,8 @@ uint64_t hex(const json& j) {
 
 TEST(Telemetry, CountersEqualTheTrafficAndSurviveAReconnect) {
     temp_dir dir;
-    auto qsd = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"));
-    std::string g = dir.file("guest.sock"), log_file = dir.file("vuiso-file.log");
-    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g},
-                               {"--log-file", log_file, "--stats-period", "1"});
+    std::string log_file = dir.file("vuiso-file.log");
+    auto [qsd, g, v] = blk_port::start(dir, {"--log-file", log_file, "--stats-period", "1"});
     sent s;
     auto dev = connect_vmm(g);
     {
@@ -139,9 +137,7 @@ TEST(Telemetry, CountersEqualTheTrafficAndSurviveAReconnect) {
 // per chain; good requests of the same guest keep being served.
 TEST(Telemetry, BadGuestChainsAreCountedAndLoggedRateLimited) {
     temp_dir dir;
-    auto qsd = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"));
-    std::string g = dir.file("guest.sock");
-    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g});
+    auto [qsd, g, v] = blk_port::start(dir);
     auto dev = connect_vmm(g);
     constexpr unsigned bad = 50;
     auto& q = dev->queue(0);

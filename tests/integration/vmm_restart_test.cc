@@ -19,9 +19,7 @@ using namespace vuiso::testing;
 
 TEST(VmmRestart, UnderLoadThreeTimes) {
     temp_dir dir;
-    auto qsd = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"));
-    std::string g = dir.file("guest.sock");
-    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g});
+    auto [qsd, g, v] = blk_port::start(dir);
 
     constexpr uint64_t per_round = 2000;
     std::vector<uint64_t> acked_blocks;

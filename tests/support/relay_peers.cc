@@ -65,6 +65,15 @@ vuiso_proc::~vuiso_proc() {
     remove_dpdk_runtime(prefix);
 }
 
+blk_port blk_port::start(const temp_dir& dir, const std::vector<std::string>& app_args) {
+    blk_port p;
+    p.qsd = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"));
+    p.guest = dir.file("guest.sock");
+    p.vuiso = vuiso_proc::start(dir, {"vuiso0,guest=" + p.guest + ",backend=" + p.qsd.sock},
+                                {p.guest}, app_args);
+    return p;
+}
+
 guest_vm guest_vm::start(const temp_dir& dir, const std::string& sock, const std::string& device,
                          const std::string& job, const vm_options& o) {
     guest_vm g;

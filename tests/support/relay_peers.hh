@@ -4,6 +4,7 @@
 // a peer that does not come up throw: the test fails loudly.
 #pragma once
 
+#include "peers.hh"
 #include "process.hh"
 
 #include <cstdint>
@@ -30,6 +31,16 @@ struct vuiso_proc {
 
 // Where dpdk-vuiso is (VUISO_BIN); throws if unset.
 std::string vuiso_bin();
+
+// The set-up most block tests start from: qemu-storage-daemon exporting a
+// fresh image, behind bounce port vuiso0 of a dpdk-vuiso started with
+// `app_args`. Unpacks as `auto [qsd, g, v] = blk_port::start(dir);`.
+struct blk_port {
+    qsd_peer qsd;
+    std::string guest; // the port's guest socket
+    vuiso_proc vuiso;
+    static blk_port start(const temp_dir& dir, const std::vector<std::string>& app_args = {});
+};
 
 struct vm_options {
     std::string secret = "none"; // on the kernel command line (so it lives in guest RAM)
