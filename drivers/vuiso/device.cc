@@ -82,16 +82,12 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
 
     if (!_region)
         return make_error(EINVAL, "no isolated region"); // created by port::start
-    region_for_this_link();
-    auto& reg = *_region;
-    reg.rewind();
-
     uint64_t sf = relay::shadow_features(gf, _backend_features, relay::isolation::bounce);
     VUISO_TRY(_link->set_features(sf));
     _shadow_features = sf;
-    vhost_user::shared_mem sm{reg.fd(), {reg.iova_base(), reg.size(), reg.user_base(), 0}};
-    VUISO_TRY(_link->set_mem_table(std::span(&sm, 1)));
-    _region_generation = _link_generation;
+    VUISO_TRY(share_region());
+    auto& reg = *_region;
+    reg.rewind();
 
     std::vector<rte_vhost_vring> rings;
     uint16_t nr = rte_vhost_get_vring_num(vid);
@@ -299,11 +295,7 @@ result<void> port::resume_bounce() {
                           fmt::format("the new back-end offers {:#x}, the device uses {:#x}",
                                       _backend_features, _shadow_features));
     VUISO_TRY(_link->set_features(_shadow_features));
-    region_for_this_link();
-    auto& reg = *_region;
-    vhost_user::shared_mem sm{reg.fd(), {reg.iova_base(), reg.size(), reg.user_base(), 0}};
-    VUISO_TRY(_link->set_mem_table(std::span(&sm, 1)));
-    _region_generation = _link_generation;
+    VUISO_TRY(share_region());
     unsigned again = 0;
     for (auto& q : _queues) {
         unsigned n = q->relay->resubmit(rte_rdtsc());
@@ -327,27 +319,32 @@ result<void> port::resume_bounce() {
     return success();
 }
 
-void port::region_for_this_link() {
-    if (_region_generation == 0 || _region_generation == _link_generation)
-        return;
-    auto fresh = create_region();
-    if (!fresh) {
-        _log->warn("no fresh isolated region for the new back-end connection ({}): it gets the "
-                   "region an earlier connection mapped",
-                   fresh.err().message);
-        return;
+result<void> port::share_region() {
+    if (_region_generation != 0 && _region_generation != _link_generation) {
+        if (auto fresh = create_region(); !fresh) {
+            _log->warn("no fresh isolated region for the new back-end connection ({}): it gets "
+                       "the region an earlier connection mapped",
+                       fresh.err().message);
+        } else {
+            // Same size and device addresses: every offset, and so every
+            // address the back-end is told, stays; only our mapping moves.
+            auto& reg = **fresh;
+            auto here = [&](uint64_t user_addr) { return reg.at(user_addr - reg.user_base()); };
+            for (auto& q : _queues)
+                if (q->relay)
+                    q->relay->move_shadow({here(q->addr.desc_user_addr),
+                                           here(q->addr.avail_user_addr),
+                                           here(q->addr.used_user_addr), reg.at(q->pool_offset)});
+            _region = std::move(*fresh);
+            _log->info("the new back-end connection gets a fresh isolated region (the old one is "
+                       "not shared with it)");
+        }
     }
-    // Same size and device addresses: every offset, and so every address
-    // the back-end is told, stays; only our own mapping moves.
-    auto& reg = **fresh;
-    auto here = [&](uint64_t user_addr) { return reg.at(user_addr - reg.user_base()); };
-    for (auto& q : _queues)
-        if (q->relay)
-            q->relay->move_shadow({here(q->addr.desc_user_addr), here(q->addr.avail_user_addr),
-                                   here(q->addr.used_user_addr), reg.at(q->pool_offset)});
-    _region = std::move(*fresh);
-    _log->info("the new back-end connection gets a fresh isolated region (the old one is not "
-               "shared with it)");
+    auto& reg = *_region;
+    vhost_user::shared_mem sm{reg.fd(), {reg.iova_base(), reg.size(), reg.user_base(), 0}};
+    VUISO_TRY(_link->set_mem_table(std::span(&sm, 1)));
+    _region_generation = _link_generation;
+    return success();
 }
 
 void port::stop_device(int vid) {

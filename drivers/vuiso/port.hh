@@ -105,10 +105,11 @@ class port {
     void backend_back();
     result<void> resume_bounce();
     result<std::unique_ptr<region::shared_region>> create_region() const;
-    // Before the region is registered with a back-end connection: if an
-    // earlier connection had it, move to a fresh one (an old back-end that
-    // closed its socket may live on with its mapping).
-    void region_for_this_link();
+    // Registers the isolated region with this back-end connection
+    // (SET_MEM_TABLE). A region an earlier connection had is first replaced
+    // by a fresh one: an old back-end that closed its socket may live on
+    // with its mapping.
+    result<void> share_region();
     // A negotiated back-end connection (made without the port lock).
     struct backend_link {
         std::unique_ptr<vhost_user::frontend> link;

@@ -23,11 +23,7 @@ queue_relay::queue_relay(const queue_setup& s)
       _backend_call_fd(s.backend_call_fd), _slot(new shadow_slot[s.shadow_size]()),
       _chain(new shadow_chain[s.shadow_size]()), _guest_busy(new uint8_t[s.guest.size]()),
       _segs(new vring::segment[s.shadow_size]), _stage(new shadow_slot[s.shadow_size]),
-      _ids(new uint16_t[s.shadow_size]), _replay(new uint16_t[s.guest.size]) {
-    for (uint16_t h : s.replay) {
-        if (_replay_n < s.guest.size)
-            _replay[_replay_n++] = h;
-    }
+      _ids(new uint16_t[s.shadow_size]), _replay(s.replay.begin(), s.replay.end()) {
     _guest.suppress_kicks();
     _shadow.set_interrupts(false); // we poll the shadow used ring
 }
@@ -92,7 +88,7 @@ unsigned queue_relay::complete(uint64_t now) noexcept {
 unsigned queue_relay::submit(uint64_t now) noexcept {
     uint16_t moved = 0;
     bool stalled = false;
-    if (_replay_at < _replay_n) [[unlikely]]
+    if (_replay_at < _replay.size()) [[unlikely]]
         stalled = !replay(now, moved);
     if (!stalled) {
         bool jumped;
@@ -120,7 +116,7 @@ unsigned queue_relay::submit(uint64_t now) noexcept {
 }
 
 bool queue_relay::replay(uint64_t now, uint16_t& moved) noexcept {
-    for (; _replay_at < _replay_n; ++_replay_at, ++moved) {
+    for (; _replay_at < _replay.size(); ++_replay_at, ++moved) {
         uint16_t head = _replay[_replay_at];
         if (head >= _guest.size()) [[unlikely]] {
             // The VMM rewrote its region (rte_vhost reads the entry count

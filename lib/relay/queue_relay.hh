@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 namespace vuiso::relay {
 
@@ -171,8 +172,8 @@ class queue_relay {
     std::unique_ptr<vring::segment[]> _segs; // scratch for one shadow chain
     std::unique_ptr<shadow_slot[]> _stage;   // scratch: its slot records
     std::unique_ptr<uint16_t[]> _ids;        // scratch: its descriptor indexes
-    std::unique_ptr<uint16_t[]> _replay;     // setup's replay list
-    uint16_t _replay_n = 0, _replay_at = 0;
+    std::vector<uint16_t> _replay;           // setup's replay list
+    size_t _replay_at = 0;                   // the next of it to post
     std::array<vring::completion, batch> _done;
     vring::walked_chain _walked; // scratch: one guest chain
 };

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <gtest/gtest.h>
 #include <sstream>
 #include <stdexcept>
 #include <sys/wait.h>
@@ -63,6 +64,16 @@ vuiso_proc::~vuiso_proc() {
         return;
     proc.stop();
     remove_dpdk_runtime(prefix);
+}
+
+std::string expect_bad_chains_reported(vuiso_proc& v, size_t max_lines) {
+    EXPECT_TRUE(wait_for_text(v.log, "bad requests", 5s)) << read_file(v.log);
+    EXPECT_EQ(v.stop(), 0);
+    std::string log = read_file(v.log);
+    size_t reports = count(log, "the guest sent");
+    EXPECT_GE(reports, 1u);
+    EXPECT_LE(reports, max_lines) << "rate limited: one line a second, not one a chain\n" << log;
+    return log;
 }
 
 blk_port blk_port::start(const temp_dir& dir, const std::vector<std::string>& app_args) {

@@ -29,6 +29,12 @@ struct vuiso_proc {
     ~vuiso_proc();
 };
 
+// After a guest sent bad chains: waits for the monitor's report, stops
+// dpdk-vuiso (exit 0) and checks the log reported them rate limited — at
+// least one line, at most `max_lines` (one a second, not one a chain).
+// Returns the log. gtest assertions.
+std::string expect_bad_chains_reported(vuiso_proc& v, size_t max_lines);
+
 // Where dpdk-vuiso is (VUISO_BIN); throws if unset.
 std::string vuiso_bin();
 
