@@ -1,10 +1,9 @@
-// dpdk-vuiso: EAL, relay lcores, one port per --vdev 'vuiso<N>,...', and a
-// main lcore that waits for SIGINT/SIGTERM and then shuts everything down.
+// dpdk-vuiso: EAL, then every lcore relays (the main one on this thread)
+// while the control plane — ports from --vdev 'vuiso<N>,...', telemetry,
+// the monitor, the wait for SIGINT/SIGTERM — runs on a control thread.
 #include "common/log.hh"
 #include "drivers/vuiso/dpdk_log.hh"
-#include "drivers/vuiso/monitor.hh"
-#include "drivers/vuiso/port.hh"
-#include "drivers/vuiso/telemetry.hh"
+#include "drivers/vuiso/service.hh"
 #include "drivers/vuiso/workers.hh"
 #include "options.hh"
 
@@ -12,6 +11,7 @@
 #include <cstdio>
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_lcore.h>
 #include <spdlog/spdlog.h>
 
 using namespace vuiso;
@@ -19,7 +19,7 @@ using namespace vuiso;
 namespace {
 
 // Blocks SIGINT/SIGTERM in this thread before any other starts, so every
-// thread (EAL's, rte_vhost's, ours) inherits the mask and only the main
+// thread (EAL's, rte_vhost's, ours) inherits the mask and only the control
 // thread takes them, with sigtimedwait.
 sigset_t block_stop_signals() {
     sigset_t s;
@@ -28,13 +28,6 @@ sigset_t block_stop_signals() {
     sigaddset(&s, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &s, nullptr);
     return s;
-}
-
-// Waits up to a second for SIGINT/SIGTERM; 0 on timeout.
-int wait_for_stop(const sigset_t& s) {
-    timespec t{1, 0};
-    int sig = sigtimedwait(&s, nullptr, &t);
-    return sig > 0 ? sig : 0;
 }
 
 } // namespace
@@ -75,37 +68,19 @@ int main(int argc, char** argv) {
             rte_eal_cleanup();
             return 2;
         }
-        std::vector<std::unique_ptr<drivers::port>> ports;
-        std::vector<drivers::port*> view;
-        for (auto& c : opts->ports) {
-            ports.push_back(std::make_unique<drivers::port>(c, **w));
-            view.push_back(ports.back().get());
-            if (auto r = ports.back()->start(); !r) {
-                log->error("{}", r.err().message);
-                rc = 1;
-                break;
-            }
+        log->info("{} relay lcores (the main lcore {} among them); the control plane runs on "
+                  "control threads",
+                  (*w)->lcores(), rte_get_main_lcore());
+        drivers::service_options so{std::move(opts->ports), opts->stats_period, stop_signals};
+        auto s = drivers::service::launch(std::move(so), **w);
+        if (!s) {
+            log->error("{}", s.err().message);
+            rc = 1;
+        } else {
+            (*w)->run_main(); // until the control thread asks the lcores to stop
+            rc = (*s)->wait();
         }
-        if (rc == 0) {
-            drivers::telemetry_attach(view, **w);
-            drivers::monitor m(view, **w, opts->stats_period);
-            int sig;
-            while ((sig = wait_for_stop(stop_signals)) == 0)
-                m.tick();
-            log->info("{} received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-            drivers::telemetry_detach();
-        }
-        for (auto& p : ports) {
-            p->stop();
-            using relay::metric;
-            auto t = p->stats();
-            log->info("{}: relayed {} requests ({} completed), {} bytes to the back-end, {} "
-                      "bytes to the guest",
-                      p->config().name, t[metric::requests], t[metric::completions],
-                      t[metric::bytes_to_backend], t[metric::bytes_to_guest]);
-        }
-        ports.clear();
-        (*w)->stop();
+        (*w)->join();
     }
     rte_eal_cleanup();
     log->info("stopped");

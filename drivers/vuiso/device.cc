@@ -2,12 +2,15 @@
 // Called with port::_mu held, from rte_vhost's thread or the main thread.
 #include "drivers/vuiso/inflight.hh"
 #include "drivers/vuiso/port.hh"
+#include "relay/layout.hh"
 #include "vhost_user/protocol.hh"
 #include "virtio/features.hh"
 #include "vring/split_ring.hh"
 
+#include <algorithm>
 #include <cstring>
 #include <rte_cycles.h>
+#include <rte_lcore.h>
 #include <rte_vhost.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
@@ -48,22 +51,72 @@ result<void> port::start_device(int vid) {
     _vid = vid;
     auto r =
         _cfg.mode == relay::isolation::bounce ? start_bounce(vid, gf) : start_passthrough(vid, gf);
+    if (r && _link->has_protocol(vhost_user::pf_status)) {
+        using namespace virtio;
+        r = _link->set_status(status_acknowledge | status_driver | status_features_ok |
+                              status_driver_ok);
+    }
     if (!r) {
-        for (auto& q : _queues)
-            if (q->relay)
-                _workers.remove(q->relay.get());
+        _workers.remove(relays(), true);
         stop_backend_rings();
         _queues.clear();
+        if (_region)
+            _region->release_pages();
         return r;
     }
-    if (_link->has_protocol(vhost_user::pf_status)) {
-        using namespace virtio;
-        VUISO_TRY(_link->set_status(status_acknowledge | status_driver | status_features_ok |
-                                    status_driver_ok));
-    }
     _running = true;
+    _failure.clear();
     return success();
 }
+
+void port::try_start(int vid) {
+    auto r = start_device(vid);
+    if (r)
+        return;
+    if (r.err().message != _failure) // once per reason, not once per retry
+        _log->error("the device cannot start: {}", r.err().message);
+    _failure = r.err().message;
+}
+
+bool port::guest_ready(int vid) const {
+    uint64_t gf = 0;
+    if (rte_vhost_get_negotiated_features(vid, &gf) != 0)
+        return false;
+    if ((_guest_protocol_features & bit(vhost_user::pf_status)) &&
+        !(_guest_status & virtio::status_features_ok))
+        return false;
+    // Without protocol features a ring is enabled by its kick (vhost-user spec).
+    bool explicit_enable = gf & bit(vhost_user::f_protocol_features);
+    uint16_t nr = rte_vhost_get_vring_num(vid);
+    if (nr == 0)
+        return false;
+    for (uint16_t i = 0; i < nr; ++i) {
+        rte_vhost_vring vr{};
+        if (rte_vhost_get_vhost_vring(vid, i, &vr) != 0 || !vr.desc || vr.kickfd < 0)
+            return false;
+        if (explicit_enable && (i >= _ring_enabled.size() || !_ring_enabled[i]))
+            return false;
+    }
+    return true;
+}
+
+namespace {
+
+// The NUMA node most of `lcores` are on.
+int majority_node(const std::vector<unsigned>& lcores) {
+    std::vector<unsigned> per_node;
+    for (unsigned l : lcores) {
+        unsigned n = rte_lcore_to_socket_id(l);
+        if (n >= per_node.size())
+            per_node.resize(n + 1);
+        ++per_node[n];
+    }
+    if (per_node.empty())
+        return -1;
+    return static_cast<int>(std::max_element(per_node.begin(), per_node.end()) - per_node.begin());
+}
+
+} // namespace
 
 result<void> port::start_bounce(int vid, uint64_t gf) {
     auto table = get_mem_table(vid);
@@ -80,53 +133,50 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         return std::move(mem).err();
     _memory = std::move(*mem);
 
-    if (!_region)
-        return make_error(EINVAL, "no isolated region"); // created by port::start
-    uint64_t sf = relay::shadow_features(gf, _backend_features, relay::isolation::bounce);
-    VUISO_TRY(_link->set_features(sf));
-    _shadow_features = sf;
-    VUISO_TRY(share_region());
-    auto& reg = *_region;
-    reg.rewind();
-
     std::vector<rte_vhost_vring> rings;
     uint16_t nr = rte_vhost_get_vring_num(vid);
     for (uint16_t i = 0; i < nr; ++i) {
         rte_vhost_vring vr{};
         if (rte_vhost_get_vhost_vring(vid, i, &vr) != 0 || !vr.desc)
             break; // rings are set up in order; the rest are unused
+        if (!vring::valid_size(vr.size))
+            return make_error(EINVAL, fmt::format("ring {}: size {} is not a power of two up to "
+                                                  "32768",
+                                                  i, vr.size));
         rings.push_back(vr);
     }
     if (rings.empty())
         return make_error(EINVAL, "the guest set up no ring");
-    const uint16_t S = shadow_ring_size;
-    size_t ring_bytes =
-        vring::desc_bytes(S) + 4096 + vring::avail_bytes(S) + 64 + vring::used_bytes(S) + 4096 * 2;
-    if (reg.size() < rings.size() * (ring_bytes + _cfg.buf_size))
-        return make_error(ENOSPC, fmt::format("region-size {} is too small for {} rings",
-                                              reg.size(), rings.size()));
-    uint32_t per_ring = static_cast<uint32_t>((reg.size() - rings.size() * ring_bytes) /
-                                              rings.size() / _cfg.buf_size);
+    // Shadow rings of the guest's sizes, as far as the back-end takes them.
+    uint16_t largest = 0;
+    for (auto& vr : rings)
+        largest = std::max<uint16_t>(largest, vr.size);
+    auto takes = backend_ring_size(largest);
+    if (!takes)
+        return std::move(takes).err();
+    std::vector<uint16_t> sizes;
+    for (auto& vr : rings)
+        sizes.push_back(std::min<uint16_t>(vr.size, *takes));
+    auto plan = relay::plan_region(sizes, _cfg.buf_size, _cfg.region_size);
+    if (!plan)
+        return std::move(plan).err();
+    uint64_t sf = relay::shadow_features(gf, _backend_features, relay::isolation::bounce);
+    VUISO_TRY(_link->set_features(sf));
+    _shadow_features = sf;
+    // The region goes where most of the queues will be served.
+    VUISO_TRY(prepare_region(plan->bytes, majority_node(_workers.preview(rings.size()))));
+    auto& reg_ = *_region;
     bool shadow_event_idx = sf & bit(virtio::f_event_idx);
+    bool shadow_indirect = sf & bit(virtio::f_indirect_desc);
     bool guest_event_idx = gf & bit(virtio::f_event_idx);
 
     for (uint16_t i = 0; i < rings.size(); ++i) {
         const rte_vhost_vring& vr = rings[i];
-        if (!vring::valid_size(vr.size) || vr.size > S)
-            return make_error(EINVAL, fmt::format("ring {}: size {} unsupported", i, vr.size));
-        auto d = reg.carve(vring::desc_bytes(S), 4096);
-        auto a = reg.carve(vring::avail_bytes(S), 64);
-        auto u = reg.carve(vring::used_bytes(S), 4096);
-        auto p = reg.carve(size_t{per_ring} * _cfg.buf_size, 4096);
-        if (!d || !a || !u || !p)
-            return make_error(ENOSPC, "the isolated region is full");
-        std::memset(reg.at(*d), 0, vring::desc_bytes(S));
-        std::memset(reg.at(*a), 0, vring::avail_bytes(S));
-        std::memset(reg.at(*u), 0, vring::used_bytes(S));
-
+        const relay::ring_layout& rl = plan->rings[i];
         auto q = std::make_unique<queue>();
         q->index = i;
         q->guest_ring = vr.size;
+        q->shadow_ring = rl.size;
         q->kick.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         q->call.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         if (!q->kick || !q->call)
@@ -151,38 +201,80 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
                                            inflight.counter};
         s.replay = inflight.replay;
         s.memory = &_memory;
-        s.shadow_desc = reg.at(*d);
-        s.shadow_avail = reg.at(*a);
-        s.shadow_used = reg.at(*u);
-        s.shadow_size = S;
+        s.shadow_desc = reg_.at(rl.desc);
+        s.shadow_avail = reg_.at(rl.avail);
+        s.shadow_used = reg_.at(rl.used);
+        s.shadow_size = rl.size;
         s.shadow_event_idx = shadow_event_idx;
-        s.pool_base = reg.at(*p);
-        s.pool_iova = reg.iova(*p);
+        s.shadow_indirect = shadow_indirect;
+        s.pool_base = reg_.at(rl.pool);
+        s.pool_iova = reg_.iova(rl.pool);
         s.buf_size = _cfg.buf_size;
-        s.buf_count = per_ring;
+        s.buf_count = rl.units;
         s.backend_kick_fd = q->kick.get();
         s.guest_call_fd = vr.callfd;
         s.guest_kick_fd = vr.kickfd;
         s.backend_call_fd = q->call.get();
         q->relay = std::make_unique<relay::queue_relay>(s);
 
-        q->addr = {i, 0, reg.user_addr(*d), reg.user_addr(*u), reg.user_addr(*a), 0};
-        q->pool_offset = *p;
-        VUISO_TRY(_link->start_ring({q->addr, S, 0, q->kick.get(), q->call.get()},
+        q->addr = {i, 0, reg_.user_addr(rl.desc), reg_.user_addr(rl.used), reg_.user_addr(rl.avail),
+                   0};
+        q->pool_offset = rl.pool;
+        VUISO_TRY(_link->start_ring({q->addr, rl.size, 0, q->kick.get(), q->call.get()},
                                     sf & bit(vhost_user::f_protocol_features)));
         _queues.push_back(std::move(q));
     }
-    for (auto& q : _queues) {
-        uint16_t resume_at = q->relay->last_avail();
-        _workers.add(q->relay.get(), _lcore, fmt::format("{}:{}", _cfg.name, q->index));
-        _log->info("queue {}: guest ring {} resumes at avail {}, shadow ring {}, {} x {} B bounce "
-                   "buffers, lcore {}, inflight tracking {}",
-                   q->index, q->guest_ring, resume_at, S, per_ring, _cfg.buf_size, _lcore,
-                   q->relay->tracking_inflight() ? "on" : "off");
-    }
-    _log->info("device started: bounce, {} rings, guest features {:#x}, back-end features {:#x}",
-               _queues.size(), gf, sf);
+    place_queues();
+    for (auto& q : _queues)
+        _log->info("queue {}: guest ring {} resumes at avail {}, shadow ring {}{}, {} x {} B "
+                   "bounce units, lcore {}, inflight tracking {}",
+                   q->index, q->guest_ring, q->relay->last_avail(), q->shadow_ring,
+                   shadow_indirect ? " (indirect)" : "", q->relay->pool().capacity(), _cfg.buf_size,
+                   _workers.lcore_of(q->relay.get()), q->relay->tracking_inflight() ? "on" : "off");
+    _log->info("device started: bounce, {} rings, region {} MiB {} on NUMA node {}{}, guest "
+               "features {:#x}, back-end features {:#x}",
+               _queues.size(), reg_.size() >> 20, region::to_string(reg_.kind()),
+               reg_.numa_node() >= 0 ? std::to_string(reg_.numa_node()) : "any",
+               plan->capped ? " (capped by region-size: pools shrunk)" : "", gf, sf);
     return success();
+}
+
+std::vector<relay::queue_relay*> port::relays() const {
+    std::vector<relay::queue_relay*> out;
+    for (auto& q : _queues)
+        if (q->relay)
+            out.push_back(q->relay.get());
+    return out;
+}
+
+result<uint16_t> port::backend_ring_size(uint16_t want) {
+    if (want <= _backend_max_ring && _backend_max_ring != 32768)
+        return want; // asked on this connection already
+    uint16_t size = std::min(want, _backend_max_ring);
+    if (!_link->has_protocol(vhost_user::pf_reply_ack))
+        return size;
+    for (;;) {
+        auto r = _link->set_vring_num(0, size);
+        if (r) {
+            _backend_max_ring =
+                std::max(size, _backend_max_ring == 32768 ? size : _backend_max_ring);
+            return size;
+        }
+        if (r.err().code != EREMOTEIO || size <= 64)
+            return make_error(r.err().code, fmt::format("SET_VRING_NUM {} to the back-end: {}",
+                                                        size, r.err().message));
+        _log->warn("the back-end refuses rings of {} entries; trying {}", size, size / 2);
+        size /= 2;
+        _backend_max_ring = size;
+    }
+}
+
+void port::place_queues() {
+    std::vector<placed_queue> qs;
+    for (auto& q : _queues)
+        if (q->relay)
+            qs.push_back({q->relay.get(), _cfg.name, q->index});
+    _workers.place(qs);
 }
 
 result<void> port::start_passthrough(int vid, uint64_t gf) {
@@ -253,10 +345,10 @@ void port::backend_lost() {
     if (_running) {
         _backend_lost = true;
         unsigned held = 0;
+        _workers.remove(relays(), false);
         for (auto& q : _queues) {
             if (!q->relay)
                 continue;
-            _workers.remove(q->relay.get());
             q->relay->poll_completions(rte_rdtsc()); // what it finished before it went
             held += q->relay->in_flight();
         }
@@ -283,10 +375,8 @@ void port::backend_back() {
         _log->error("the device could not be moved to the new back-end: {}", r.err().message);
         return;
     }
-    if (!_running && _device_wanted && _vid >= 0) { // it became ready while the back-end was away
-        if (auto r = start_device(_vid); !r)
-            _log->error("device start failed: {}", r.err().message);
-    }
+    if (!_running && _vid >= 0 && (_device_wanted || guest_ready(_vid)))
+        try_start(_vid); // it became ready while the back-end was away
 }
 
 result<void> port::resume_bounce() {
@@ -299,7 +389,7 @@ result<void> port::resume_bounce() {
     unsigned again = 0;
     for (auto& q : _queues) {
         unsigned n = q->relay->resubmit(rte_rdtsc());
-        VUISO_TRY(_link->start_ring({q->addr, shadow_ring_size, 0, q->kick.get(), q->call.get()},
+        VUISO_TRY(_link->start_ring({q->addr, q->shadow_ring, 0, q->kick.get(), q->call.get()},
                                     _shadow_features & bit(vhost_user::f_protocol_features)));
         if (n) { // the new back-end has not asked for kicks yet: tell it once
             uint64_t one = 1;
@@ -313,28 +403,47 @@ result<void> port::resume_bounce() {
         VUISO_TRY(_link->set_status(status_acknowledge | status_driver | status_features_ok |
                                     status_driver_ok));
     }
-    for (auto& q : _queues)
-        _workers.add(q->relay.get(), _lcore, fmt::format("{}:{}", _cfg.name, q->index));
+    place_queues();
     _log->info("device moved to the new back-end: {} requests resubmitted", again);
     return success();
 }
 
+result<void> port::prepare_region(size_t bytes, int node) {
+    bool registered = _region && _region_generation == _link_generation;
+    if (registered && _region->size() >= bytes)
+        return _region->populate(); // its pages were released when the last device stopped
+    // Never smaller under one connection: libvhost-user maps the rings it
+    // knew again at every SET_MEM_TABLE, and fails if their addresses left.
+    size_t size = registered ? std::max(bytes, _region->size()) : bytes;
+    auto reg = create_region(size, node);
+    if (!reg)
+        return std::move(reg).err();
+    _region = std::move(*reg);
+    _region_generation = 0;
+    return share_region();
+}
+
 result<void> port::share_region() {
     if (_region_generation != 0 && _region_generation != _link_generation) {
-        if (auto fresh = create_region(); !fresh) {
+        if (auto fresh = create_region(_region->size(), _region->numa_node()); !fresh) {
             _log->warn("no fresh isolated region for the new back-end connection ({}): it gets "
                        "the region an earlier connection mapped",
                        fresh.err().message);
         } else {
             // Same size and device addresses: every offset, and so every
-            // address the back-end is told, stays; only our mapping moves.
+            // descriptor, stays; our mapping and the rings' synthetic
+            // addresses move.
             auto& reg = **fresh;
-            auto here = [&](uint64_t user_addr) { return reg.at(user_addr - reg.user_base()); };
+            uint64_t old_base = _region->user_base();
+            auto moved = [&](uint64_t& user_addr) {
+                user_addr = user_addr - old_base + reg.user_base();
+                return reg.at(user_addr - reg.user_base());
+            };
             for (auto& q : _queues)
                 if (q->relay)
-                    q->relay->move_shadow({here(q->addr.desc_user_addr),
-                                           here(q->addr.avail_user_addr),
-                                           here(q->addr.used_user_addr), reg.at(q->pool_offset)});
+                    q->relay->move_shadow({moved(q->addr.desc_user_addr),
+                                           moved(q->addr.avail_user_addr),
+                                           moved(q->addr.used_user_addr), reg.at(q->pool_offset)});
             _region = std::move(*fresh);
             _log->info("the new back-end connection gets a fresh isolated region (the old one is "
                        "not shared with it)");
@@ -352,9 +461,7 @@ void port::stop_device(int vid) {
         return;
     _running = false;
     _backend_lost = false;
-    for (auto& q : _queues)
-        if (q->relay)
-            _workers.remove(q->relay.get());
+    _workers.remove(relays(), true); // the other ports' queues are placed again
     // Let the back-end finish what it has (block writes must complete);
     // give up when it stops making progress (a net rx queue's buffers wait
     // for packets that will not come).
@@ -396,6 +503,8 @@ void port::stop_device(int vid) {
         _retired[q->index].add(r.stats(), true);
     }
     _queues.clear();
+    if (_region) // no memory while no device runs; the mapping stays registered
+        _region->release_pages();
     _log->info("device stopped");
 }
 
@@ -417,10 +526,11 @@ std::vector<port::queue_info> port::queues() {
     for (auto& q : _queues) {
         queue_info& o = out[q->index];
         o.running = true;
-        o.lcore = _lcore;
         o.guest_ring = q->guest_ring;
         if (q->relay) {
-            o.shadow_ring = shadow_ring_size;
+            o.lcore = _workers.lcore_of(q->relay.get());
+            o.busy = _workers.busy_of(q->relay.get());
+            o.shadow_ring = q->shadow_ring;
             o.stats.add(q->relay->stats());
         }
     }

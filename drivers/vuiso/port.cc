@@ -6,10 +6,12 @@
 #include "drivers/vuiso/inflight.hh"
 #include "drivers/vuiso/vhost_msg.hh"
 #include "vhost_user/protocol.hh"
+#include "virtio/features.hh"
 
 #include <algorithm>
 #include <cstring>
 #include <poll.h>
+#include <rte_eal.h>
 #include <rte_vhost.h>
 #include <spdlog/spdlog.h>
 
@@ -40,33 +42,36 @@ port::~port() {
 
 result<void> port::start() {
     std::string region = "none (passthrough)";
-    if (_cfg.mode == relay::isolation::bounce) {
-        auto reg = create_region();
-        if (!reg)
-            return std::move(reg).err();
-        _region = std::move(*reg);
-        region = fmt::format("{} MiB {}, buffers {} B", _region->size() >> 20,
-                             region::to_string(_region->kind()), _cfg.buf_size);
-    }
-    _lcore = _workers.assign_port();
-    _log->info("guest {} ({}), back-end {} ({}), isolation {}, region {}, lcore {}",
-               _cfg.guest_path, _cfg.guest_client ? "client" : "server", _cfg.backend_path,
+    if (_cfg.mode == relay::isolation::bounce)
+        region =
+            fmt::format("sized to the guest's rings at device start, at most {} MiB {}, "
+                        "units of {} B",
+                        _cfg.region_size >> 20,
+                        rte_eal_has_hugepages() ? "hugetlb" : "memfd (--no-huge)", _cfg.buf_size);
+    _log->info("guest {} ({}), back-end {} ({}), isolation {}, region {}", _cfg.guest_path,
+               _cfg.guest_client ? "client" : "server", _cfg.backend_path,
                _cfg.backend_mode == vhost_user::link_mode::client ? "client" : "server",
-               to_string(_cfg.mode), region, _lcore);
+               to_string(_cfg.mode), region);
     _thread = std::thread([this] { link_thread(); });
     return success();
 }
 
-result<std::unique_ptr<region::shared_region>> port::create_region() const {
+result<std::unique_ptr<region::shared_region>> port::create_region(size_t bytes, int node) const {
     region::region_options ro;
     ro.name = _cfg.name;
-    ro.size = _cfg.region_size;
+    ro.size = bytes;
     ro.iova_base = isolated_iova;
+    ro.numa_node = node;
+    // Hugepages when EAL has them (a plain memfd if none are free); never
+    // under --no-huge, which asks for none.
+    ro.want = rte_eal_has_hugepages() ? region::backing::automatic : region::backing::memfd;
     auto reg = region::shared_region::create(ro);
     if (!reg)
-        return make_error(reg.err().code,
-                          fmt::format("{}: isolated region of {} MiB: {}", _cfg.name,
-                                      _cfg.region_size >> 20, reg.err().message));
+        return make_error(reg.err().code, fmt::format("isolated region of {} MiB: {}", bytes >> 20,
+                                                      reg.err().message));
+    if (ro.want == region::backing::automatic && reg->kind() != region::backing::hugetlb)
+        _log->warn("no {} MiB of free hugepages: the isolated region is a plain memfd",
+                   (bytes + (2u << 20) - 1) >> 20);
     return std::make_unique<region::shared_region>(std::move(*reg));
 }
 
@@ -136,6 +141,7 @@ void port::link_thread() {
         if (r) {
             _backend_features = r->features;
             _backend_queues = r->queues;
+            _backend_max_ring = 32768; // learnt again, from this connection's answers
             _link = std::move(r->link);
             ++_link_generation;
             _log->info("back-end {} connected: features {:#x}, protocol {:#x}, {} queues",
@@ -211,13 +217,20 @@ void port::on_new_connection(int vid) {
     std::lock_guard g(_mu);
     _vid = vid;
     _inflight_entries = 0;
+    _guest_status = 0;
+    _guest_protocol_features = 0;
+    _ring_enabled.clear();
     _log->info("guest connected (vid {})", vid);
 }
 
 void port::on_destroy_connection(int vid) {
     std::lock_guard g(_mu);
+    // rte_vhost stops only a device it started itself (new_device).
+    stop_device(vid);
+    _device_wanted = false;
     if (_vid == vid)
         _vid = -1;
+    _failure.clear();
     _log->info("guest disconnected (vid {}); waiting for the next connection", vid);
 }
 
@@ -230,6 +243,32 @@ int port::on_pre_message(int vid, void* msg) {
     case uint32_t(vhost_user::request::set_protocol_features):
         // Seen here because rte_vhost's getter for it is experimental in 22.11.
         std::memcpy(&_guest_protocol_features, payload(msg), sizeof(uint64_t));
+        return 2;
+    case uint32_t(vhost_user::request::set_status): {
+        uint64_t st = 0;
+        std::memcpy(&st, payload(msg), std::min<size_t>(h->size, sizeof(st)));
+        _guest_status = static_cast<uint8_t>(st);
+        // A reset (QEMU stops a device with SET_STATUS 0) stops the data path
+        // before anything else of the stop sequence.
+        if (!(_guest_status & virtio::status_features_ok) && vid == _vid)
+            stop_device(vid);
+        return 2;
+    }
+    case uint32_t(vhost_user::request::set_vring_enable): {
+        vhost_user::vring_state st{};
+        std::memcpy(&st, payload(msg), std::min<size_t>(h->size, sizeof(st)));
+        if (st.index < max_vrings) {
+            if (_ring_enabled.size() <= st.index)
+                _ring_enabled.resize(st.index + 1);
+            _ring_enabled[st.index] = st.num != 0;
+        }
+        return 2;
+    }
+    case uint32_t(vhost_user::request::get_vring_base):
+        // The VMM stops the ring: the device stops first and tells rte_vhost
+        // where each ring is (also when rte_vhost did not start it itself).
+        if (vid == _vid)
+            stop_device(vid);
         return 2;
     case uint32_t(vhost_user::request::get_inflight_fd):
     case uint32_t(vhost_user::request::set_inflight_fd): {
@@ -306,14 +345,28 @@ int port::on_pre_message(int vid, void* msg) {
     }
 }
 
-int port::on_post_message(int vid, void*) {
+int port::on_post_message(int vid, void* msg) {
     std::lock_guard g(_mu);
+    if (!_link || !_link->connected())
+        return 2; // started when the back-end is back (backend_back)
     if (_restart_after_message) {
         _restart_after_message = false;
-        if (!_link || !_link->connected())
-            return 2; // started when the back-end is back (backend_back)
-        if (auto r = start_device(vid); !r)
-            _log->error("restarting the device failed: {}", r.err().message);
+        try_start(vid);
+        return 2;
+    }
+    // Some VMMs never send DRIVER_OK (QEMU 7.2's vhost-user-fs): a device
+    // whose every ring is ready is started without it.
+    switch (vhost_msg::header(msg)->request) {
+    case uint32_t(vhost_user::request::set_vring_enable):
+    case uint32_t(vhost_user::request::set_vring_kick):
+    case uint32_t(vhost_user::request::set_status):
+        if (!_running && vid == _vid && guest_ready(vid)) {
+            _device_wanted = true;
+            try_start(vid);
+        }
+        break;
+    default:
+        break;
     }
     return 2;
 }
@@ -325,8 +378,10 @@ port::info_snapshot port::info() {
         i.guest_state = "closed";
     else if (_vid < 0)
         i.guest_state = _cfg.guest_client ? "connecting" : "listening";
+    else if (_running)
+        i.guest_state = "running";
     else
-        i.guest_state = _running ? "running" : "connected";
+        i.guest_state = _failure.empty() ? "connected" : "failed: " + _failure;
     if (_vid >= 0) {
         rte_vhost_get_negotiated_features(_vid, &i.guest_features);
         i.guest_protocol_features = _guest_protocol_features;
@@ -340,12 +395,15 @@ port::info_snapshot port::info() {
         i.backend_features = _running ? _shadow_features : 0;
     }
     i.queues_running = _queues.size();
-    i.lcore = _lcore;
     i.region_size = _region ? _region->size() : 0;
     i.region_backing = _region ? std::string(region::to_string(_region->kind())) : "none";
+    i.region_node = _region ? _region->numa_node() : -1;
     for (auto& q : _queues) {
         if (!q->relay)
             continue;
+        int l = _workers.lcore_of(q->relay.get());
+        if (l >= 0 && std::find(i.lcores.begin(), i.lcores.end(), unsigned(l)) == i.lcores.end())
+            i.lcores.push_back(unsigned(l));
         i.pool_buffers += q->relay->pool().capacity();     // fixed at construction
         i.pool_in_use += q->relay->counters().pool_in_use; // the lcore's gauge
     }
@@ -360,12 +418,9 @@ int port::on_new_device(int vid) {
                    "back-end is back");
         return 0;
     }
-    auto r = start_device(vid);
-    if (!r) {
-        _log->error("device start failed: {}", r.err().message);
-        return -1;
-    }
-    return 0;
+    try_start(vid);
+    // rte_vhost calls again at the VMM's next message while this fails.
+    return _running ? 0 : -1;
 }
 
 void port::on_destroy_device(int vid) {

@@ -1,14 +1,19 @@
 // port: one guest socket, one back-end link, one isolated region.
 //
-// Lifecycle (DESIGN.md, "Negotiation"): a control thread connects the
-// back-end link (retrying with backoff while it is missing), learns its
+// Lifecycle (doc/architecture.md, "A port's life"): a link thread connects
+// the back-end (retrying with backoff while it is missing), learns its
 // features, protocol features and queue count, and only then opens the
 // guest socket with an offer the port can honour. When the guest's device
-// is ready (rte_vhost new_device) the port brings up the back-end's rings
-// — shadow rings in the isolated region (bounce) or the guest's own rings
-// (passthrough) — and hands bounce queues to the relay lcores. When the
-// guest stops it (GET_VRING_BASE, disconnect) the queues are taken back,
-// drained, and the ring state handed to rte_vhost for the VMM.
+// is ready — rte_vhost's new_device, or every ring set up and enabled
+// after FEATURES_OK, since some VMMs never send DRIVER_OK — the port
+// brings up the back-end's rings: in bounce mode a region sized for the
+// guest's rings (on the NUMA node of the lcores that will serve most of its
+// queues) holding shadow rings of the guest's ring sizes and their bounce
+// memory, the queues placed on the relay lcores; in passthrough mode the
+// guest's own rings. When the guest stops it (SET_STATUS 0, GET_VRING_BASE,
+// disconnect) the queues are taken back, drained, and the ring state handed
+// to rte_vhost for the VMM. A device that cannot start says why, once, in
+// the log and in info() ("failed: ...").
 #pragma once
 
 #include "common/log.hh"
@@ -36,9 +41,8 @@ class port {
     port(const port&) = delete;
     port& operator=(const port&) = delete;
 
-    // Creates the isolated region (bounce), picks the port's lcore, logs the
-    // port's startup line and starts the control thread (back-end link, then
-    // guest socket). Fails only on what retrying cannot fix (no memory).
+    // Logs the port's startup line and starts the link thread (back-end
+    // link, then guest socket).
     result<void> start();
     // Closes the guest socket (stopping a running device), drops the link.
     void stop();
@@ -60,7 +64,8 @@ class port {
     struct queue_info {
         uint16_t index = 0;
         bool running = false;
-        unsigned lcore = 0;
+        int lcore = -1;  // -1: not on an lcore (passthrough, or held)
+        double busy = 0; // share of its lcore in the last second
         uint16_t guest_ring = 0, shadow_ring = 0;
         relay::queue_stats stats;
     };
@@ -68,33 +73,33 @@ class port {
 
     // What /vuiso/port/info reports.
     struct info_snapshot {
-        std::string guest_state; // closed (waiting for the back-end), listening, connected, running
+        // closed (waiting for the back-end), listening, connecting, connected, running,
+        // failed: <why the device could not start>
+        std::string guest_state;
         std::string backend_state;                                    // connecting, connected
         uint64_t guest_features = 0, guest_protocol_features = 0;     // negotiated with the VMM
         uint64_t backend_offered = 0;                                 // the back-end's offer
         uint64_t backend_features = 0, backend_protocol_features = 0; // negotiated with it
         uint32_t backend_queues = 0;
         size_t queues_running = 0;
-        unsigned lcore = 0;
+        std::vector<unsigned> lcores; // serving its queues
         size_t region_size = 0;
-        std::string region_backing; // hugetlb, memfd, none (passthrough)
+        std::string region_backing; // hugetlb, memfd, none (no device, or passthrough)
+        int region_node = -1;       // NUMA node the region is bound to
         uint64_t pool_buffers = 0, pool_in_use = 0;
     };
     [[nodiscard]] info_snapshot info();
 
   private:
-    // libvhost-user's VIRTQUEUE_MAX_SIZE; room for guest chains that split
-    // into more shadow descriptors than they had (pieces above buf-size).
-    static constexpr uint16_t shadow_ring_size = 1024;
     static constexpr uint64_t isolated_iova = 0x100000; // device address of the region's first byte
 
     struct queue {
         uint16_t index = 0;
         std::unique_ptr<relay::queue_relay> relay; // bounce mode only
         unique_fd kick, call;                      // shadow ring eventfds (bounce)
-        uint16_t guest_ring = 0;
+        uint16_t guest_ring = 0, shadow_ring = 0;
         vhost_user::vring_addr addr{}; // the shadow ring, as the back-end maps it (bounce)
-        size_t pool_offset = 0;        // its bounce buffers in the region (bounce)
+        size_t pool_offset = 0;        // its bounce memory in the region (bounce)
     };
     void link_thread();
     // The back-end hung up: take the queues off the lcores, keep what is in
@@ -104,12 +109,16 @@ class port {
     // the back-end) up on it, resubmitting what the old one did not finish.
     void backend_back();
     result<void> resume_bounce();
-    result<std::unique_ptr<region::shared_region>> create_region() const;
+    result<std::unique_ptr<region::shared_region>> create_region(size_t bytes, int node) const;
     // Registers the isolated region with this back-end connection
     // (SET_MEM_TABLE). A region an earlier connection had is first replaced
     // by a fresh one: an old back-end that closed its socket may live on
     // with its mapping.
     result<void> share_region();
+    // A region of at least `bytes` for a starting device, registered with
+    // this back-end connection: the one it has if large enough (its
+    // released pages faulted in again), else a new one, on `node`.
+    result<void> prepare_region(size_t bytes, int node);
     // A negotiated back-end connection (made without the port lock).
     struct backend_link {
         std::unique_ptr<vhost_user::frontend> link;
@@ -119,7 +128,21 @@ class port {
     result<backend_link> connect_backend() const;
     result<void> open_guest_socket();
     result<void> start_device(int vid);
+    // Starts the device, or records and (once per reason) logs why not.
+    void try_start(int vid);
+    // Every ring the VMM set up has its addresses and kick fd and is
+    // enabled, after FEATURES_OK if STATUS was negotiated: the device is
+    // ready whether or not DRIVER_OK follows.
+    bool guest_ready(int vid) const;
+    // Hands the queues to the lcores (placed again with every other queue).
+    void place_queues();
+    [[nodiscard]] std::vector<relay::queue_relay*> relays() const;
     result<void> start_bounce(int vid, uint64_t guest_features);
+    // The largest ring size up to `want` the back-end takes: it is asked
+    // (SET_VRING_NUM on ring 0, before the ring is set up for real) and a
+    // refusal under REPLY_ACK halves the size. Without REPLY_ACK a refusal
+    // cannot be seen: `want`.
+    result<uint16_t> backend_ring_size(uint16_t want);
     result<void> start_passthrough(int vid, uint64_t guest_features);
     void stop_device(int vid);
     void stop_backend_rings();
@@ -137,13 +160,18 @@ class port {
     std::unique_ptr<vhost_user::frontend> _link;
     uint64_t _backend_features = 0;
     uint32_t _backend_queues = 1;
+    uint16_t _backend_max_ring = 32768;    // the largest ring size it took or did not refuse
     uint64_t _shadow_features = 0;         // what we set on the back-end for the running device
     uint64_t _guest_protocol_features = 0; // the VMM's SET_PROTOCOL_FEATURES
     uint16_t _inflight_entries = 0;        // per ring in the VMM's inflight region (0: none)
-    unsigned _lcore = 0;                   // the relay lcore of this port's queues
+    uint8_t _guest_status = 0;             // the VMM's last SET_STATUS
+    std::vector<bool> _ring_enabled;       // the VMM's SET_VRING_ENABLE, per ring
+    std::string _failure;                  // why the device could not start ("": it did)
 
-    std::unique_ptr<region::shared_region> _region; // bounce mode
-    uint64_t _link_generation = 0;                  // back-end connections made
+    // Bounce mode: registered with the back-end connection it was made for;
+    // its pages are released while no device runs.
+    std::unique_ptr<region::shared_region> _region;
+    uint64_t _link_generation = 0;   // back-end connections made
     uint64_t _region_generation = 0; // the connection the region was registered with (0: none)
     vring::guest_memory _memory;
     std::vector<std::unique_ptr<queue>> _queues;

@@ -165,11 +165,15 @@ int cmd_info(const char*, const char* params, rte_tel_data* d) {
             .u64("queues", i.backend_queues);
         region.u64("size", i.region_size)
             .str("backing", i.region_backing)
+            .str("numa_node", i.region_node >= 0 ? std::to_string(i.region_node) : "none")
             .u64("buf_size", c.buf_size)
             .u64("pool_buffers", i.pool_buffers)
             .u64("pool_in_use", i.pool_in_use);
         r.sub("guest", guest).sub("backend", backend).sub("region", region);
-        r.u64("queues", i.queues_running).u64("lcore", i.lcore);
+        std::string lcores;
+        for (unsigned l : i.lcores)
+            lcores += fmt::format("{}{}", lcores.empty() ? "" : ",", l);
+        r.u64("queues", i.queues_running).str("lcores", lcores);
     });
 }
 
@@ -186,7 +190,8 @@ int cmd_queues(const char*, const char* params, rte_tel_data* d) {
         for (auto& q : p.queues()) {
             dict qd;
             qd.str("state", q.running ? "running" : "stopped")
-                .u64("lcore", q.lcore)
+                .str("lcore", q.lcore >= 0 ? std::to_string(q.lcore) : "none")
+                .str("busy_percent", fmt::format("{:.1f}", q.busy * 100))
                 .u64("guest_ring", q.guest_ring)
                 .u64("shadow_ring", q.shadow_ring);
             stats(qd, q.stats, false); // only the reasons seen: the reply has 16 KiB
@@ -204,7 +209,9 @@ int cmd_lcores(const char*, const char*, rte_tel_data* d) {
             for (auto& q : l.queues)
                 rte_tel_data_add_array_string(qs, q.c_str());
             rte_tel_data_add_dict_container(ld.raw(), "queues", qs, 0);
-            ld.u64("ports", l.ports)
+            ld.str("role", l.main ? "main" : "worker")
+                .u64("socket", l.socket)
+                .u64("ports", l.ports)
                 .str("busy_percent", fmt::format("{:.1f}", l.busy_recent * 100))
                 .u64("busy_cycles", l.busy_cycles)
                 .u64("total_cycles", l.total_cycles)
@@ -230,9 +237,11 @@ void telemetry_attach(std::vector<port*> ports, workers& w) {
                                    "Parameter: port id or name");
         rte_telemetry_register_cmd("/vuiso/port/queues", cmd_queues,
                                    "Counters and latency per queue. Parameter: port id or name");
-        rte_telemetry_register_cmd("/vuiso/lcores", cmd_lcores,
-                                   "Relay lcores: queues, busy share of the last second, cycles. "
-                                   "Takes no parameters");
+        rte_telemetry_register_cmd(
+            "/vuiso/lcores", cmd_lcores,
+            "Relay lcores (the main one too): queues, busy share of the last "
+            "second, cycles. "
+            "Takes no parameters");
     });
     auto& a = attached();
     std::lock_guard g(a.mu);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <numeric>
 #include <rte_cycles.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
@@ -33,27 +34,29 @@ constexpr unsigned idle_passes_before_yield = 4096;
 result<std::unique_ptr<workers>> workers::start(std::chrono::milliseconds sleep_after) {
     std::unique_ptr<workers> w(new workers());
     w->_sleep_after = static_cast<uint64_t>(sleep_after.count()) * rte_get_tsc_hz() / 1000;
+    w->_sampled_at = rte_rdtsc();
     unsigned id;
-    RTE_LCORE_FOREACH_WORKER(id) {
+    RTE_LCORE_FOREACH(id) {
         auto l = std::make_unique<lcore>();
         l->id = id;
+        l->main = id == rte_get_main_lcore();
         l->wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         if (!l->wake)
             return make_error(errno, "eventfd failed");
-        l->started_at = l->sampled_at = rte_rdtsc();
+        l->started_at = l->sampled_at = w->_sampled_at;
         l->queues.store(new queue_list{0, {}});
         w->_lcores.push_back(std::move(l));
     }
-    if (w->_lcores.empty())
-        return make_error(EINVAL, "no worker lcore: give EAL at least two lcores (e.g. -l 0,1); "
-                                  "the main lcore runs the control plane");
     size_t sz = rte_rcu_qsbr_get_memsize(RTE_MAX_LCORE);
     w->_qs = static_cast<rte_rcu_qsbr*>(rte_zmalloc("vuiso_qsbr", sz, RTE_CACHE_LINE_SIZE));
     if (!w->_qs || rte_rcu_qsbr_init(w->_qs, RTE_MAX_LCORE) != 0)
         return make_error(ENOMEM, "cannot set up the lcores' quiescent-state variable");
-    w->_launched = true; // from here on stop() must wait for whatever was launched
-    for (auto& l : w->_lcores) {
+    for (auto& l : w->_lcores)
         rte_rcu_qsbr_thread_register(w->_qs, l->id);
+    w->_launched = true; // from here on the destructor must wait for what was launched
+    for (auto& l : w->_lcores) {
+        if (l->main)
+            continue;
         auto* arg = new loop_arg{w.get(), l.get()};
         if (rte_eal_remote_launch(&workers::loop, arg, l->id) != 0) {
             delete arg;
@@ -68,22 +71,40 @@ int workers::loop(void* p) {
     workers* self = arg->self;
     auto* l = static_cast<lcore*>(arg->lcore);
     delete arg;
-    rte_rcu_qsbr_thread_online(self->_qs, l->id);
+    self->run(*l);
+    return 0;
+}
+
+void workers::run_main() {
+    for (auto& l : _lcores)
+        if (l->main)
+            run(*l);
+}
+
+void workers::run(lcore& l) {
+    rte_rcu_qsbr_thread_online(_qs, l.id);
     unsigned idle = 0;
     uint64_t idle_since = rte_rdtsc();
-    while (!self->_stop.load(std::memory_order_relaxed)) {
+    while (!_stop.load(std::memory_order_relaxed)) {
         // The list is used only between this load and the quiescent report.
-        const auto* qs = l->queues.load(std::memory_order_acquire);
+        const auto* qs = l.queues.load(std::memory_order_acquire);
         uint64_t now = rte_rdtsc();
+        uint64_t mark = now; // end of the last queue that moved something
         unsigned work = 0;
-        for (relay::queue_relay* q : qs->queues)
-            work += q->poll(now);
+        for (relay::queue_relay* q : qs->queues) {
+            if (unsigned n = q->poll(now)) {
+                uint64_t t = rte_rdtsc();
+                q->add_busy(t - mark); // with the empty polls before it: a few cycles each
+                mark = t;
+                work += n;
+            }
+        }
         if (work) {
-            l->busy += rte_rdtsc() - now;
+            l.busy += mark - now;
             idle = 0;
             idle_since = now;
-        } else if (self->_sleep_after && now - idle_since > self->_sleep_after) {
-            if (self->sleep(*l, *qs)) { // an event: poll a whole idle period again
+        } else if (_sleep_after && now - idle_since > _sleep_after) {
+            if (sleep(l, *qs)) { // an event: poll a whole idle period again
                 idle = 0;
                 idle_since = rte_rdtsc();
             }
@@ -92,10 +113,9 @@ int workers::loop(void* p) {
         } else {
             rte_pause();
         }
-        rte_rcu_qsbr_quiescent(self->_qs, l->id);
+        rte_rcu_qsbr_quiescent(_qs, l.id);
     }
-    rte_rcu_qsbr_thread_offline(self->_qs, l->id);
-    return 0;
+    rte_rcu_qsbr_thread_offline(_qs, l.id);
 }
 
 bool workers::sleep(lcore& l, const queue_list& qs) {
@@ -134,56 +154,132 @@ bool workers::sleep(lcore& l, const queue_list& qs) {
         l.sleeping.set(0);
     }
     // While offline the list may have been replaced and old queues freed:
-    // only the current list is touched (new queues start disarmed anyway).
+    // only the current list is touched (queues placed anew start disarmed).
     for (relay::queue_relay* q : l.queues.load(std::memory_order_acquire)->queues)
         q->disarm();
     return woken;
 }
 
-void workers::publish(lcore& l) {
-    auto* fresh = new queue_list{++l.generation, {}};
-    for (auto& e : l.owned)
-        fresh->queues.push_back(e.q);
-    const auto* old = l.queues.exchange(fresh, std::memory_order_acq_rel);
-    wake(l);
-    rte_rcu_qsbr_synchronize(_qs, RTE_QSBR_THRID_INVALID);
-    delete old;
-}
-
-workers::lcore* workers::find(unsigned id) {
+void workers::request_stop() {
+    _stop.store(true);
     for (auto& l : _lcores)
-        if (l->id == id)
-            return l.get();
-    return nullptr;
+        wake(*l);
 }
 
-unsigned workers::assign_port() {
-    std::lock_guard g(_mu);
-    auto it = std::min_element(_lcores.begin(), _lcores.end(),
-                               [](auto& a, auto& b) { return a->ports < b->ports; });
-    ++(*it)->ports;
-    return (*it)->id;
+void workers::join() {
+    if (!_launched)
+        return;
+    rte_eal_mp_wait_lcore();
+    _launched = false;
 }
 
-void workers::add(relay::queue_relay* q, unsigned id, std::string label) {
-    std::lock_guard g(_mu);
-    lcore* l = find(id);
-    if (!l)
-        l = _lcores.front().get();
-    l->owned.push_back({q, std::move(label)});
-    publish(*l);
-}
-
-void workers::remove(relay::queue_relay* q) {
-    std::lock_guard g(_mu);
-    for (auto& l : _lcores) {
-        auto it = std::find_if(l->owned.begin(), l->owned.end(),
-                               [q](const queue_entry& e) { return e.q == q; });
-        if (it == l->owned.end())
-            continue;
-        l->owned.erase(it);
-        publish(*l);
+std::vector<size_t> workers::assignment(size_t extra) const {
+    size_t n = _queues.size() + extra;
+    auto load = [&](size_t i) { return i < _queues.size() ? _queues[i].load : 0; };
+    std::vector<size_t> order(n);
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return load(a) > load(b); });
+    std::vector<uint64_t> cycles(_lcores.size());
+    std::vector<size_t> count(_lcores.size());
+    std::vector<size_t> to(n);
+    for (size_t i : order) {
+        size_t best = 0;
+        auto key = [&](size_t l) {
+            bool stays = i < _queues.size() && _lcores[l]->id == _queues[i].lcore;
+            return std::tuple(cycles[l], count[l], !stays);
+        };
+        for (size_t l = 1; l < _lcores.size(); ++l)
+            if (key(l) < key(best))
+                best = l;
+        to[i] = best;
+        cycles[best] += load(i);
+        ++count[best];
     }
+    return to;
+}
+
+std::vector<unsigned> workers::preview(size_t n) {
+    std::lock_guard g(_mu);
+    auto to = assignment(n);
+    std::vector<unsigned> out;
+    for (size_t i = _queues.size(); i < to.size(); ++i)
+        out.push_back(_lcores[to[i]]->id);
+    return out;
+}
+
+void workers::place(std::span<const placed_queue> qs) {
+    std::lock_guard g(_mu);
+    std::vector<bool> fresh(_queues.size(), false);
+    for (const auto& q : qs) {
+        _queues.push_back({q, 0, q.q->busy_cycles(), 0});
+        fresh.push_back(true);
+    }
+    apply(assignment(0), std::move(fresh));
+}
+
+void workers::remove(std::span<relay::queue_relay* const> qs, bool replace) {
+    std::lock_guard g(_mu);
+    std::erase_if(_queues, [&](const queue_entry& e) {
+        return std::find(qs.begin(), qs.end(), e.id.q) != qs.end();
+    });
+    publish_all(); // from here on no lcore touches the removed queues
+    if (replace && !_queues.empty())
+        apply(assignment(0), std::vector<bool>(_queues.size(), false));
+}
+
+void workers::apply(const std::vector<size_t>& to, std::vector<bool> fresh) {
+    // Queues that change lcore leave the old one first; only after a
+    // quiescent state (the old lcore is done with them) do they join the
+    // new one, disarmed by us in between.
+    std::vector<size_t> moving;
+    for (size_t i = 0; i < _queues.size(); ++i)
+        if (!fresh[i] && _queues[i].lcore != _lcores[to[i]]->id)
+            moving.push_back(i);
+    if (!moving.empty()) {
+        auto kept = _queues;
+        for (size_t i : moving)
+            kept[i].id.q = nullptr;
+        std::swap(kept, _queues);
+        publish_all();
+        std::swap(kept, _queues);
+        for (size_t i : moving)
+            _queues[i].id.q->disarm();
+    }
+    for (size_t i = 0; i < _queues.size(); ++i)
+        _queues[i].lcore = _lcores[to[i]]->id;
+    publish_all();
+}
+
+void workers::publish_all() {
+    std::vector<const queue_list*> old;
+    for (auto& l : _lcores) {
+        auto* fresh = new queue_list{++l->generation, {}};
+        for (auto& e : _queues)
+            if (e.id.q && e.lcore == l->id)
+                fresh->queues.push_back(e.id.q);
+        old.push_back(l->queues.exchange(fresh, std::memory_order_acq_rel));
+        wake(*l);
+    }
+    rte_rcu_qsbr_synchronize(_qs, RTE_QSBR_THRID_INVALID);
+    for (auto* o : old)
+        delete o;
+}
+
+int workers::lcore_of(const relay::queue_relay* q) {
+    std::lock_guard g(_mu);
+    for (auto& e : _queues)
+        if (e.id.q == q)
+            return static_cast<int>(e.lcore);
+    return -1;
+}
+
+double workers::busy_of(const relay::queue_relay* q) {
+    std::lock_guard g(_mu);
+    for (auto& e : _queues)
+        if (e.id.q == q && _interval)
+            return std::min(1.0, double(e.load) / double(_interval));
+    return 0;
 }
 
 void workers::sample() {
@@ -196,6 +292,13 @@ void workers::sample() {
         l->sampled_busy = busy;
         l->sampled_at = now;
     }
+    for (auto& e : _queues) {
+        uint64_t busy = e.id.q->busy_cycles();
+        e.load = busy - e.sampled_busy;
+        e.sampled_busy = busy;
+    }
+    _interval = now - _sampled_at;
+    _sampled_at = now;
 }
 
 std::vector<lcore_info> workers::info() {
@@ -205,9 +308,17 @@ std::vector<lcore_info> workers::info() {
     for (auto& l : _lcores) {
         lcore_info i;
         i.id = l->id;
-        for (auto& e : l->owned)
-            i.queues.push_back(e.label);
-        i.ports = l->ports;
+        i.main = l->main;
+        i.socket = rte_lcore_to_socket_id(l->id);
+        std::vector<std::string> ports;
+        for (auto& e : _queues) {
+            if (e.lcore != l->id)
+                continue;
+            i.queues.push_back(fmt::format("{}:{}", e.id.port, e.id.index));
+            if (std::find(ports.begin(), ports.end(), e.id.port) == ports.end())
+                ports.push_back(e.id.port);
+        }
+        i.ports = static_cast<unsigned>(ports.size());
         i.busy_cycles = l->busy.get();
         i.total_cycles = now - l->started_at;
         i.busy_recent = l->busy_recent;
@@ -223,18 +334,11 @@ void workers::wake(lcore& l) {
     [[maybe_unused]] ssize_t r = ::write(l.wake.get(), &one, sizeof(one));
 }
 
-void workers::stop() {
-    if (!_launched)
-        return;
-    _stop.store(true);
-    for (auto& l : _lcores)
-        wake(*l);
-    rte_eal_mp_wait_lcore();
-    _launched = false;
-}
-
 workers::~workers() {
-    stop();
+    if (_launched) { // start() failed half way, or join() was not called
+        request_stop();
+        rte_eal_mp_wait_lcore();
+    }
     for (auto& l : _lcores)
         delete l->queues.load();
     rte_free(_qs);

@@ -1,7 +1,9 @@
 #include "region/shared_region.hh"
 
 #include <cstring>
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <numa.h>
 #include <sys/mman.h>
 #include <utility>
 
@@ -20,6 +22,25 @@ result<unique_fd> make_memfd(const std::string& name, size_t size, bool huge) {
         return make_error(
             errno, fmt::format("sizing {} to {} bytes: {}", name, size, std::strerror(errno)));
     return fd;
+}
+
+// Maps the whole file. Bound to `node` before any page is touched, then
+// populated: the pages come from that node (or mapping fails here rather
+// than a SIGBUS later). Sets `bound` to whether the binding took.
+void* map_populated(int fd, size_t size, int node, bool& bound) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return p;
+    bound = false;
+    if (node >= 0 && numa_available() >= 0 && node <= numa_max_node()) {
+        numa_tonode_memory(p, size, node); // MPOL_BIND
+        bound = true;
+    }
+    if (::madvise(p, size, MADV_POPULATE_WRITE) != 0) {
+        ::munmap(p, size);
+        return MAP_FAILED;
+    }
+    return p;
 }
 
 } // namespace
@@ -47,13 +68,14 @@ result<shared_region> shared_region::create(const region_options& opts) {
     if (try_huge) {
         auto fd = make_memfd(opts.name, huge_size, true);
         if (fd) {
-            void* p = ::mmap(nullptr, huge_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                             fd->get(), 0);
+            bool bound = false;
+            void* p = map_populated(fd->get(), huge_size, opts.numa_node, bound);
             if (p != MAP_FAILED) {
                 r._fd = std::move(*fd);
                 r._base = static_cast<uint8_t*>(p);
                 r._size = huge_size;
                 r._kind = backing::hugetlb;
+                r._node = bound ? opts.numa_node : -1;
                 return r;
             }
         }
@@ -64,7 +86,8 @@ result<shared_region> shared_region::create(const region_options& opts) {
     auto fd = make_memfd(opts.name, opts.size, false);
     if (!fd)
         return std::move(fd).err();
-    void* p = ::mmap(nullptr, opts.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd->get(), 0);
+    bool bound = false;
+    void* p = map_populated(fd->get(), opts.size, opts.numa_node, bound);
     if (p == MAP_FAILED)
         return make_error(errno,
                           fmt::format("mmap of region {}: {}", opts.name, std::strerror(errno)));
@@ -72,12 +95,13 @@ result<shared_region> shared_region::create(const region_options& opts) {
     r._base = static_cast<uint8_t*>(p);
     r._size = opts.size;
     r._kind = backing::memfd;
+    r._node = bound ? opts.numa_node : -1;
     return r;
 }
 
 shared_region::shared_region(shared_region&& o) noexcept
     : _fd(std::move(o._fd)), _base(std::exchange(o._base, nullptr)),
-      _size(std::exchange(o._size, 0)), _carved(o._carved), _kind(o._kind),
+      _size(std::exchange(o._size, 0)), _carved(o._carved), _kind(o._kind), _node(o._node),
       _iova_base(o._iova_base), _user_base(o._user_base) {
 }
 
@@ -90,6 +114,7 @@ shared_region& shared_region::operator=(shared_region&& o) noexcept {
         _size = std::exchange(o._size, 0);
         _carved = o._carved;
         _kind = o._kind;
+        _node = o._node;
         _iova_base = o._iova_base;
         _user_base = o._user_base;
     }
@@ -99,6 +124,17 @@ shared_region& shared_region::operator=(shared_region&& o) noexcept {
 shared_region::~shared_region() {
     if (_base)
         ::munmap(_base, _size);
+}
+
+void shared_region::release_pages() noexcept {
+    ::fallocate(_fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                static_cast<off_t>(_size));
+}
+
+result<void> shared_region::populate() noexcept {
+    if (::madvise(_base, _size, MADV_POPULATE_WRITE) != 0)
+        return make_error(errno, fmt::format("populating the region: {}", std::strerror(errno)));
+    return success();
 }
 
 result<size_t> shared_region::carve(size_t bytes, size_t align) {

@@ -1,7 +1,8 @@
 // shared_region: one fd-backed memory region we share with a peer through
 // SET_MEM_TABLE — the isolated region of a port, or the guest memory of the
 // load generator. Backed by a hugetlb memfd when hugepages are free, a plain
-// memfd otherwise. Space inside is carved once at setup (rings, buffers);
+// memfd otherwise; bound to a NUMA node when asked (before its pages are
+// touched, so they are allocated there). Space inside is carved once at setup (rings, buffers);
 // the peer sees device addresses `iova_base + offset` and a synthetic
 // userspace address, never our own pointers.
 #pragma once
@@ -23,6 +24,7 @@ struct region_options {
     backing want = backing::automatic;
     uint64_t iova_base = 0;                        // device address of offset 0
     uint64_t user_base = uint64_t{0x7e0000000000}; // synthetic userspace address of offset 0
+    int numa_node = -1; // bind the pages to this node (-1: the kernel's default)
 };
 
 class shared_region {
@@ -40,6 +42,15 @@ class shared_region {
     [[nodiscard]] uint64_t iova_base() const noexcept { return _iova_base; }
     [[nodiscard]] uint64_t user_base() const noexcept { return _user_base; }
     [[nodiscard]] uint8_t* base() const noexcept { return _base; }
+    // The node the pages are bound to, or -1 (none asked, or binding failed).
+    [[nodiscard]] int numa_node() const noexcept { return _node; }
+
+    // Frees every page (the file keeps its size, the mappings stay, a later
+    // read sees zeros: ours and the peer's, which maps the same file).
+    void release_pages() noexcept;
+    // Faults every page in again after release_pages() (bound to the node
+    // the region was created for).
+    result<void> populate() noexcept;
 
     // Reserves `bytes` aligned to `align`; returns the offset or an error.
     result<size_t> carve(size_t bytes, size_t align);
@@ -62,6 +73,7 @@ class shared_region {
     size_t _size = 0;
     size_t _carved = 0;
     backing _kind = backing::memfd;
+    int _node = -1;
     uint64_t _iova_base = 0;
     uint64_t _user_base = 0;
 };

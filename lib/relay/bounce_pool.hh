@@ -1,8 +1,13 @@
-// bounce_pool: fixed-size bounce buffers carved from a port's isolated
-// region. One pool per virtqueue, used by the one lcore that runs the queue:
-// no lock, no atomics, no allocation after construction. A pool per queue
-// (not per port) also keeps one queue from starving another: a net rx queue
-// that parks buffers waiting for packets cannot take the tx queue's.
+// bounce_pool: the bounce memory of one virtqueue, carved from its port's
+// isolated region: a buddy allocator of blocks of 2^k units (a unit is
+// buf-size bytes), so that a guest piece larger than a unit gets one
+// contiguous bounce block and one shadow descriptor of the same length.
+// One pool per virtqueue, used by the one lcore that runs the queue: no
+// lock, no atomics, no allocation after construction; the free lists and
+// block records live in private arrays (the back-end can reach the memory,
+// never the bookkeeping). A pool per queue (not per port) also keeps one
+// queue from starving another: a net rx queue that parks buffers waiting
+// for packets cannot take the tx queue's.
 #pragma once
 
 #include <cstdint>
@@ -12,35 +17,57 @@ namespace vuiso::relay {
 
 class bounce_pool {
   public:
-    // `base` maps device address `iova`; the pool covers count * buf_size bytes.
-    bounce_pool(uint8_t* base, uint64_t iova, uint32_t buf_size, uint32_t count);
+    static constexpr uint32_t none = ~uint32_t{0};
+    // The largest block, whatever the unit: a longer piece is split.
+    static constexpr uint32_t max_block_bytes = 1u << 20;
 
-    [[nodiscard]] uint32_t buf_size() const noexcept { return _buf_size; }
-    [[nodiscard]] uint32_t capacity() const noexcept { return _count; }
-    [[nodiscard]] uint32_t available() const noexcept { return _top; }
+    // `base` maps device address `iova`; the pool covers count * unit bytes.
+    bounce_pool(uint8_t* base, uint64_t iova, uint32_t unit, uint32_t count);
 
-    // Takes a free buffer; the caller has checked available().
-    uint32_t take() noexcept { return _free[--_top]; }
-    void give(uint32_t buf) noexcept { _free[_top++] = buf; }
+    [[nodiscard]] uint32_t unit() const noexcept { return _unit; }
+    [[nodiscard]] uint32_t capacity() const noexcept { return _count; } // units
+    [[nodiscard]] uint32_t available() const noexcept { return _free_units; }
+    // The largest block one take() can return, in bytes.
+    [[nodiscard]] uint32_t max_block() const noexcept { return _unit << _max_order; }
+    // Units a block for `bytes` occupies (a power of two).
+    [[nodiscard]] uint32_t units_for(uint32_t bytes) const noexcept {
+        return 1u << order_for(bytes);
+    }
 
-    // The buffers' memory is now at `base` (a fresh copy of the region; the
-    // device addresses and which buffers are taken stay).
+    // A block of at least `bytes` (1..max_block()): its first unit, or
+    // `none` if no free block is large enough.
+    uint32_t take(uint32_t bytes) noexcept;
+    // Returns a block take() gave.
+    void give(uint32_t block) noexcept;
+
+    // The memory is now at `base` (a fresh copy of the region; the device
+    // addresses and which blocks are taken stay).
     void move_to(uint8_t* base) noexcept { _base = base; }
 
-    [[nodiscard]] uint8_t* ptr(uint32_t buf) const noexcept {
-        return _base + uint64_t{buf} * _buf_size;
+    [[nodiscard]] uint8_t* ptr(uint32_t block) const noexcept {
+        return _base + uint64_t{block} * _unit;
     }
-    [[nodiscard]] uint64_t iova(uint32_t buf) const noexcept {
-        return _iova + uint64_t{buf} * _buf_size;
+    [[nodiscard]] uint64_t iova(uint32_t block) const noexcept {
+        return _iova + uint64_t{block} * _unit;
     }
 
   private:
+    static constexpr unsigned max_orders = 21;
+    [[nodiscard]] unsigned order_for(uint32_t bytes) const noexcept;
+    void push(uint32_t block, unsigned order) noexcept;
+    void unlink(uint32_t block, unsigned order) noexcept;
+
     uint8_t* _base;
     uint64_t _iova;
-    uint32_t _buf_size;
+    uint32_t _unit;
     uint32_t _count;
-    uint32_t _top;
-    std::unique_ptr<uint32_t[]> _free; // stack of free buffer indexes
+    uint32_t _free_units;
+    unsigned _max_order;
+    uint32_t _head[max_orders]; // free list per order
+    // Per unit, meaningful at a block's first unit:
+    std::unique_ptr<uint32_t[]> _next, _prev; // free-list links
+    std::unique_ptr<uint8_t[]> _order;        // the block's order
+    std::unique_ptr<uint8_t[]> _free;         // 1: a free block starts here
 };
 
 } // namespace vuiso::relay

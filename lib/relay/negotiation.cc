@@ -39,8 +39,9 @@ result<uint64_t> guest_offer(uint64_t backend_offered, isolation mode) {
 
 uint64_t shadow_features(uint64_t guest_acked, uint64_t backend_offered, isolation mode) {
     uint64_t f = guest_acked & device_bits;
-    if (mode == isolation::bounce) // we post direct chains only
-        f |= bit(virtio::f_version_1) | (backend_offered & bit(virtio::f_event_idx));
+    if (mode == isolation::bounce) // our own shadow rings: what the back-end takes of ours
+        f |= bit(virtio::f_version_1) |
+             (backend_offered & (bit(virtio::f_event_idx) | bit(virtio::f_indirect_desc)));
     else
         f |= guest_acked & passthrough_transport;
     return (f | bit(vhost_user::f_protocol_features)) & backend_offered;

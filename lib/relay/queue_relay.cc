@@ -20,10 +20,11 @@ queue_relay::queue_relay(const queue_setup& s)
       _shadow(s.shadow_desc, s.shadow_avail, s.shadow_used, s.shadow_size, s.shadow_event_idx),
       _pool(s.pool_base, s.pool_iova, s.buf_size, s.buf_count), _kick_fd(s.backend_kick_fd),
       _call_fd(s.guest_call_fd), _guest_kick_fd(s.guest_kick_fd),
-      _backend_call_fd(s.backend_call_fd), _slot(new shadow_slot[s.shadow_size]()),
-      _chain(new shadow_chain[s.shadow_size]()), _guest_busy(new uint8_t[s.guest.size]()),
-      _segs(new vring::segment[s.shadow_size]), _stage(new shadow_slot[s.shadow_size]),
-      _ids(new uint16_t[s.shadow_size]), _replay(s.replay.begin(), s.replay.end()) {
+      _backend_call_fd(s.backend_call_fd), _indirect(s.shadow_indirect),
+      _max_pieces(std::max<uint16_t>(s.shadow_size, s.shadow_indirect ? max_indirect : 0)),
+      _slot(new shadow_slot[s.buf_count]()), _chain(new shadow_chain[s.shadow_size]()),
+      _guest_busy(new uint8_t[s.guest.size]()), _segs(new vring::segment[_max_pieces]),
+      _stage(new shadow_slot[_max_pieces]), _replay(s.replay.begin(), s.replay.end()) {
     _guest.suppress_kicks();
     _shadow.set_interrupts(false); // we poll the shadow used ring
 }
@@ -61,18 +62,20 @@ unsigned queue_relay::complete(uint64_t now) noexcept {
         uint16_t sh = _done[i].head;
         uint32_t left = _done[i].len; // clamped to the chain's writable bytes
         shadow_chain& ch = _chain[sh];
-        uint16_t d = sh;
-        for (uint16_t k = 0; k < ch.ndesc; ++k) {
-            shadow_slot& s = _slot[d];
+        uint32_t b = ch.first;
+        for (uint16_t k = 0; k < ch.blocks; ++k) {
+            shadow_slot& s = _slot[b];
             if (s.writable && left && !ch.abandoned) {
                 uint32_t c = std::min(left, s.len);
                 rte_memcpy(s.guest, _pool.ptr(s.buf), c);
                 left -= c;
             }
             _pool.give(s.buf);
-            d = s.next;
+            b = s.next;
         }
-        ch.ndesc = 0;
+        if (ch.table != bounce_pool::none)
+            _pool.give(ch.table);
+        ch.blocks = 0;
         if (ch.abandoned)
             continue;
         uint32_t copied = _done[i].len - left;
@@ -149,44 +152,84 @@ queue_relay::verdict queue_relay::relay_chain(uint16_t head, uint64_t now) noexc
         _guest.put_used(head, 0);
         return verdict::returned;
     }
-    const uint32_t bs = _pool.buf_size();
-    uint32_t need = 0;
-    for (uint16_t i = 0; i < _walked.pieces; ++i)
-        need += (_walked.piece[i].len + bs - 1) / bs;
-    if (need == 0 || need > _shadow.size() || need > _pool.capacity()) [[unlikely]] {
-        // No bytes at all, or more than this queue can ever hold at once.
-        _c.too_large += need != 0;
-        _guest.put_used(head, 0);
-        return verdict::returned;
-    }
-    if (need > _shadow.free_descs() || need > _pool.available())
-        return verdict::wait; // backpressure: retried when completions free room
-
-    uint16_t s = 0;
-    for (uint16_t i = 0; i < _walked.pieces; ++i) {
-        const vring::chain_piece& p = _walked.piece[i];
-        for (uint32_t off = 0; off < p.len; off += bs, ++s) {
-            uint32_t len = std::min(bs, p.len - off);
-            uint32_t buf = _pool.take();
-            if (!p.writable)
-                rte_memcpy(_pool.ptr(buf), p.ptr + off, len);
-            _segs[s] = vring::segment{_pool.iova(buf), len, p.writable};
-            _stage[s] = shadow_slot{p.ptr + off, buf, len, 0, p.writable};
+    uint16_t n = 0;
+    uint32_t table = bounce_pool::none;
+    verdict v = take_blocks(n, table);
+    if (v != verdict::posted) {
+        if (v == verdict::returned) { // no bytes, or more than this queue can ever hold
+            _c.too_large += _walked.readable_bytes + _walked.writable_bytes != 0;
+            _guest.put_used(head, 0);
         }
+        return v;
     }
-    int sh = _shadow.add_chain(std::span<const vring::segment>(_segs.get(), s), _ids.get());
-    // add_chain cannot refuse: room was checked and the walker ordered the
-    // pieces. File each staged record under its descriptor index.
-    for (uint16_t i = 0; i < s; ++i) {
-        _stage[i].next = i + 1 < s ? _ids[i + 1] : 0;
-        _slot[_ids[i]] = _stage[i];
-    }
-    _chain[sh] = shadow_chain{now, head, s, false};
+    uint16_t sh = post(n, table);
+    _chain[sh] = shadow_chain{now, _stage[0].buf, table, head, n, false};
     _guest_busy[head] = 1;
     _guest.track(head);
     ++_c.requests;
     _c.bytes_to_backend += _walked.readable_bytes;
     return verdict::posted;
+}
+
+queue_relay::verdict queue_relay::take_blocks(uint16_t& n, uint32_t& table) noexcept {
+    const uint32_t max = _pool.max_block();
+    uint64_t units = 0;
+    n = 0;
+    for (uint16_t i = 0; i < _walked.pieces; ++i) {
+        const vring::chain_piece& p = _walked.piece[i];
+        for (uint32_t off = 0; off < p.len; off += max) {
+            if (n == _max_pieces) [[unlikely]]
+                return verdict::returned;
+            uint32_t len = std::min(max, p.len - off);
+            _stage[n++] =
+                shadow_slot{p.ptr + off, bounce_pool::none, len, bounce_pool::none, p.writable};
+            units += _pool.units_for(len);
+        }
+    }
+    bool indirect = _indirect && n > 1 && n <= max_indirect;
+    if (indirect)
+        units += _pool.units_for(uint32_t{n} * sizeof(vring::desc));
+    if (n == 0 || units > _pool.capacity() || (!indirect && n > _shadow.size())) [[unlikely]]
+        return verdict::returned; // no bytes at all, or more than this queue can ever hold
+    if (_shadow.free_descs() < (indirect ? 1 : n) || _pool.available() < units)
+        return verdict::wait; // backpressure: retried when completions free room
+    auto undo = [&](uint16_t taken) {
+        for (uint16_t k = 0; k < taken; ++k)
+            _pool.give(_stage[k].buf);
+    };
+    for (uint16_t k = 0; k < n; ++k) {
+        _stage[k].buf = _pool.take(_stage[k].len);
+        if (_stage[k].buf == bounce_pool::none) [[unlikely]] { // enough units, but in pieces
+            undo(k);
+            return verdict::wait;
+        }
+    }
+    if (indirect) {
+        table = _pool.take(uint32_t{n} * sizeof(vring::desc));
+        if (table == bounce_pool::none) [[unlikely]] {
+            undo(n);
+            return verdict::wait;
+        }
+    }
+    return verdict::posted;
+}
+
+uint16_t queue_relay::post(uint16_t n, uint32_t table) noexcept {
+    for (uint16_t k = 0; k < n; ++k) {
+        shadow_slot& s = _stage[k];
+        if (!s.writable)
+            rte_memcpy(_pool.ptr(s.buf), s.guest, s.len);
+        s.next = k + 1 < n ? _stage[k + 1].buf : bounce_pool::none;
+        _slot[s.buf] = s;
+        _segs[k] = vring::segment{_pool.iova(s.buf), s.len, s.writable};
+    }
+    std::span<const vring::segment> segs(_segs.get(), n);
+    // Cannot fail: room was checked and the walker ordered the pieces.
+    int sh = table == bounce_pool::none
+                 ? _shadow.add_chain(segs)
+                 : _shadow.add_indirect(segs, reinterpret_cast<vring::desc*>(_pool.ptr(table)),
+                                        _pool.iova(table));
+    return static_cast<uint16_t>(sh);
 }
 
 bool queue_relay::arm() noexcept {
@@ -206,8 +249,8 @@ void queue_relay::move_shadow(const shadow_memory& m) noexcept {
 }
 
 unsigned queue_relay::resubmit(uint64_t now) {
-    // Chains in flight, oldest first, with their records (the descriptor
-    // indexes are about to be reused).
+    // Chains in flight, oldest first, with their records (the shadow heads
+    // are about to be reused; the blocks stay theirs).
     struct saved {
         shadow_chain chain;
         std::vector<shadow_slot> slots;
@@ -215,15 +258,17 @@ unsigned queue_relay::resubmit(uint64_t now) {
     std::vector<saved> in_flight;
     for (uint16_t sh = 0; sh < _shadow.size(); ++sh) {
         shadow_chain& ch = _chain[sh];
-        if (ch.ndesc == 0)
+        if (ch.blocks == 0)
             continue;
         saved s{ch, {}};
-        for (uint16_t k = 0, d = sh; k < ch.ndesc; ++k, d = _slot[d].next)
-            s.slots.push_back(_slot[d]);
-        ch.ndesc = 0;
-        if (ch.abandoned) { // nobody waits for it: just free its buffers
+        for (uint32_t k = 0, b = ch.first; k < ch.blocks; ++k, b = _slot[b].next)
+            s.slots.push_back(_slot[b]);
+        ch.blocks = 0;
+        if (ch.abandoned) { // nobody waits for it: just free its blocks
             for (auto& sl : s.slots)
                 _pool.give(sl.buf);
+            if (ch.table != bounce_pool::none)
+                _pool.give(ch.table);
             continue;
         }
         in_flight.push_back(std::move(s));
@@ -232,18 +277,11 @@ unsigned queue_relay::resubmit(uint64_t now) {
               [](const saved& a, const saved& b) { return a.chain.posted_at < b.chain.posted_at; });
     _shadow.reset();
     for (auto& s : in_flight) {
-        uint16_t n = 0;
-        for (auto& sl : s.slots) {
-            if (!sl.writable)
-                rte_memcpy(_pool.ptr(sl.buf), sl.guest, sl.len);
-            _segs[n++] = vring::segment{_pool.iova(sl.buf), sl.len, sl.writable};
-        }
-        int sh = _shadow.add_chain(std::span<const vring::segment>(_segs.get(), n), _ids.get());
-        for (uint16_t i = 0; i < n; ++i) {
-            s.slots[i].next = i + 1 < n ? _ids[i + 1] : 0;
-            _slot[_ids[i]] = s.slots[i];
-        }
-        _chain[sh] = shadow_chain{now, s.chain.guest_head, n, false};
+        auto n = static_cast<uint16_t>(s.slots.size());
+        std::copy(s.slots.begin(), s.slots.end(), _stage.get());
+        uint16_t sh = post(n, s.chain.table); // readable bytes copied again
+        _chain[sh] = s.chain;
+        _chain[sh].posted_at = now;
     }
     _shadow.publish(); // the new back-end sees them when it starts the ring
     _c.resubmitted += in_flight.size();
@@ -255,7 +293,7 @@ void queue_relay::abandon_in_flight() noexcept {
     for (uint16_t i = 0; i < _shadow.size(); ++i) {
         // Unmarked: the VMM will learn this ring's state from us (GET_VRING_BASE), and a
         // marked head would be counted again by the next start's inflight recovery.
-        if (_chain[i].ndesc && !_chain[i].abandoned)
+        if (_chain[i].blocks && !_chain[i].abandoned)
             _guest.untrack(_chain[i].guest_head);
         _chain[i].abandoned = true; // free chains are rewritten when reused
     }

@@ -1,9 +1,12 @@
 // queue_relay: the data path of one virtqueue in isolation mode `bounce`
-// (DESIGN.md, "A request's life"). It walks the guest's chains, copies the
-// readable bytes into bounce buffers of the port's isolated region, posts a
-// shadow chain with the same readable and writable byte counts, and on the
-// shadow used entry copies at most the (clamped) len back into the guest's
-// writable pieces before returning the guest's head.
+// (doc/architecture.md, "A request's life"). It walks the guest's chains,
+// copies the readable bytes into bounce blocks of the port's isolated
+// region (one block per guest piece, split only above the pool's largest
+// block), posts a shadow chain with the same pieces — in an indirect table
+// when the back-end takes them, so a shadow ring of the guest's size holds
+// as many requests — and on the shadow used entry copies at most the
+// (clamped) len back into the guest's writable pieces before returning the
+// guest's head.
 //
 // Nothing here is device-specific. Everything the back-end can reach (the
 // shadow ring, the bounce buffers) is untrusted: which guest bytes a shadow
@@ -45,6 +48,7 @@ struct relay_counters {
     counter resubmitted; // posted again to a new back-end after the old one was lost
     counter recovered;   // taken by a previous dpdk-vuiso, posted from the inflight region
     counter pool_in_use; // gauge, refreshed on every pass that moved something
+    counter busy_cycles; // TSC cycles of the passes that moved something (placement)
 };
 
 struct queue_setup {
@@ -56,7 +60,8 @@ struct queue_setup {
     void* shadow_used;
     uint16_t shadow_size;
     bool shadow_event_idx;
-    // Bounce buffers, inside the isolated region.
+    bool shadow_indirect; // the back-end takes indirect tables
+    // Bounce memory, inside the isolated region: buf_count units of buf_size.
     uint8_t* pool_base;
     uint64_t pool_iova;
     uint32_t buf_size;
@@ -74,6 +79,9 @@ struct queue_setup {
 class queue_relay {
   public:
     static constexpr unsigned batch = 32;
+    // Entries of one shadow indirect table at most (rte_vhost's
+    // BUF_VECTOR_MAX); a chain of more pieces goes direct.
+    static constexpr uint16_t max_indirect = 256;
 
     explicit queue_relay(const queue_setup& s);
 
@@ -121,6 +129,9 @@ class queue_relay {
     [[nodiscard]] uint16_t last_avail() const noexcept { return _guest.last_avail(); }
     [[nodiscard]] uint16_t last_used() const noexcept { return _guest.last_used(); }
     [[nodiscard]] const relay_counters& counters() const noexcept { return _c; }
+    // The lcore running the queue charges it the cycles of its busy passes.
+    void add_busy(uint64_t cycles) noexcept { _c.busy_cycles += cycles; }
+    [[nodiscard]] uint64_t busy_cycles() const noexcept { return _c.busy_cycles; }
     [[nodiscard]] const vring::driver_counters& shadow_counters() const noexcept {
         return _shadow.counters();
     }
@@ -140,19 +151,28 @@ class queue_relay {
     // refreshes the pool gauge; returns `moved`.
     unsigned finish(unsigned moved) noexcept;
 
-    // What a shadow descriptor stands for (private: the back-end cannot
-    // reach it).
+    // Takes a block per piece of _walked into _stage (and a table block
+    // into `table` if the chain goes indirect); all or nothing.
+    verdict take_blocks(uint16_t& n, uint32_t& table) noexcept;
+    // Posts the staged chain of `n` pieces on the shadow ring; returns its
+    // head. Readable bytes are copied from the guest first.
+    uint16_t post(uint16_t n, uint32_t table) noexcept;
+
+    // What a bounce block stands for, filed under the block (private: the
+    // back-end cannot reach it).
     struct shadow_slot {
         uint8_t* guest; // the guest bytes it stands for
-        uint32_t buf;   // bounce buffer index
+        uint32_t buf;   // bounce block (its first unit)
         uint32_t len;   // bytes in it
-        uint16_t next;  // next descriptor of the chain
+        uint32_t next;  // next block of the chain (bounce_pool::none: last)
         bool writable;  // the back-end writes it; copied back on completion
     };
     struct shadow_chain {
         uint64_t posted_at; // TSC
+        uint32_t first;     // its first block
+        uint32_t table;     // the block holding its indirect table, or none
         uint16_t guest_head;
-        uint16_t ndesc; // 0: not in flight
+        uint16_t blocks; // 0: not in flight
         bool abandoned;
     };
 
@@ -166,12 +186,13 @@ class queue_relay {
     alignas(64) relay_counters _c; // own cache lines: readers do not disturb the hot fields
     latency_histogram _latency;
 
-    std::unique_ptr<shadow_slot[]> _slot;    // per shadow descriptor
+    bool _indirect;
+    uint16_t _max_pieces;                    // of one shadow chain
+    std::unique_ptr<shadow_slot[]> _slot;    // per bounce unit (a block's first)
     std::unique_ptr<shadow_chain[]> _chain;  // per shadow head
     std::unique_ptr<uint8_t[]> _guest_busy;  // per guest head: in flight now
     std::unique_ptr<vring::segment[]> _segs; // scratch for one shadow chain
     std::unique_ptr<shadow_slot[]> _stage;   // scratch: its slot records
-    std::unique_ptr<uint16_t[]> _ids;        // scratch: its descriptor indexes
     std::vector<uint16_t> _replay;           // setup's replay list
     size_t _replay_at = 0;                   // the next of it to post
     std::array<vring::completion, batch> _done;

@@ -48,11 +48,8 @@ void split_driver::move_to(void* desc_table, void* avail, void* used) noexcept {
     _used = static_cast<uint16_t*>(used);
 }
 
-int split_driver::add_chain(std::span<const segment> segs, uint16_t* ids) noexcept {
-    if (segs.empty() || segs.size() > _free_count)
-        return -1;
-    uint16_t head = _free_head;
-    uint32_t writable = 0;
+int64_t split_driver::writable_bytes(std::span<const segment> segs) noexcept {
+    int64_t writable = 0;
     bool seen_writable = false;
     for (const segment& s : segs) {
         if (seen_writable && !s.writable)
@@ -61,6 +58,24 @@ int split_driver::add_chain(std::span<const segment> segs, uint16_t* ids) noexce
         if (s.writable)
             writable += s.len;
     }
+    return writable > UINT32_MAX ? -1 : writable;
+}
+
+int split_driver::post(uint16_t head, uint16_t ndesc, uint32_t writable) noexcept {
+    _chain_len[head] = ndesc;
+    _writable[head] = writable;
+    ++_in_flight;
+    _avail[2 + (_avail_idx & (_size - 1))] = head;
+    ++_avail_idx;
+    ++_c.posted;
+    return head;
+}
+
+int split_driver::add_chain(std::span<const segment> segs, uint16_t* ids) noexcept {
+    int64_t writable = writable_bytes(segs);
+    if (segs.empty() || segs.size() > _free_count || writable < 0)
+        return -1;
+    uint16_t head = _free_head;
     uint16_t idx = head;
     uint16_t last = head;
     for (size_t i = 0; i < segs.size(); ++i) {
@@ -77,13 +92,28 @@ int split_driver::add_chain(std::span<const segment> segs, uint16_t* ids) noexce
     }
     _free_head = _next[last];
     _free_count = static_cast<uint16_t>(_free_count - segs.size());
-    _chain_len[head] = static_cast<uint16_t>(segs.size());
-    _writable[head] = writable;
-    ++_in_flight;
-    _avail[2 + (_avail_idx & (_size - 1))] = head;
-    ++_avail_idx;
-    ++_c.posted;
-    return head;
+    return post(head, static_cast<uint16_t>(segs.size()), static_cast<uint32_t>(writable));
+}
+
+int split_driver::add_indirect(std::span<const segment> segs, desc* table,
+                               uint64_t table_addr) noexcept {
+    int64_t writable = writable_bytes(segs);
+    if (segs.empty() || _free_count == 0 || writable < 0 || segs.size() > UINT32_MAX / sizeof(desc))
+        return -1;
+    for (size_t i = 0; i < segs.size(); ++i) {
+        const segment& s = segs[i];
+        bool more = i + 1 < segs.size();
+        table[i] =
+            desc{s.addr, s.len,
+                 static_cast<uint16_t>((s.writable ? desc_f_write : 0) | (more ? desc_f_next : 0)),
+                 static_cast<uint16_t>(more ? i + 1 : 0)};
+    }
+    uint16_t head = _free_head;
+    _desc[head] =
+        desc{table_addr, static_cast<uint32_t>(segs.size() * sizeof(desc)), desc_f_indirect, 0};
+    _free_head = _next[head];
+    --_free_count;
+    return post(head, 1, static_cast<uint32_t>(writable));
 }
 
 bool split_driver::publish() noexcept {

@@ -56,6 +56,10 @@ class split_driver {
     // descriptors or the chain is empty or malformed. If `ids` is given it
     // receives the descriptor index used for each segment, in order.
     int add_chain(std::span<const segment> segs, uint16_t* ids = nullptr) noexcept;
+    // The same chain in an indirect table (VIRTIO_F_RING_INDIRECT_DESC):
+    // `table` (device address `table_addr`) has room for segs.size()
+    // descriptors; the chain takes one ring descriptor.
+    int add_indirect(std::span<const segment> segs, desc* table, uint64_t table_addr) noexcept;
 
     // Makes every queued chain visible to the device with one release store.
     // Returns whether the device asked to be notified of them.
@@ -110,6 +114,10 @@ class split_driver {
     driver_counters _c;
 
     void forget_chains() noexcept; // free list whole, nothing in flight, indexes 0
+    // Checks the readable-then-writable order; the writable bytes, or -1.
+    static int64_t writable_bytes(std::span<const segment> segs) noexcept;
+    // Files a chain of `ndesc` ring descriptors from `head` on the avail ring.
+    int post(uint16_t head, uint16_t ndesc, uint32_t writable) noexcept;
     used_elem* used_ring() const noexcept { return reinterpret_cast<used_elem*>(_used + 2); }
 };
 

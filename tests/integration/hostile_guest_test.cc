@@ -359,6 +359,6 @@ TEST(HostileGuest, RingsAndMemoryChangedUnderRunningIo) {
     EXPECT_GE(count(log, "to a running device: restarting it"), 4u) << log;
     // Rings outside guest memory cannot run: that restart fails, and the
     // next message (the rings back) starts the device again.
-    EXPECT_EQ(count(log, "restarting the device failed: the guest set up no ring"), 1u) << log;
+    EXPECT_EQ(count(log, "the device cannot start: the guest set up no ring"), 1u) << log;
     EXPECT_EQ(count(log, "device started"), 7u) << log; // first, 5 restarts, the next VMM
 }

@@ -63,10 +63,12 @@ TEST(Telemetry, CountersEqualTheTrafficAndSurviveAReconnect) {
     EXPECT_TRUE(bf & (uint64_t{1} << virtio::f_version_1)) << info.dump();
     EXPECT_EQ(bf & ~hex(info["backend"]["offered_features"]), 0u)
         << "more than the back-end offered";
-    EXPECT_FALSE(bf & (uint64_t{1} << virtio::f_indirect_desc))
-        << "the shadow side posts direct chains";
+    EXPECT_TRUE(bf & (uint64_t{1} << virtio::f_indirect_desc))
+        << "qemu-storage-daemon takes indirect tables: the shadow side uses them";
     EXPECT_EQ(info["queues"], 1);
-    EXPECT_EQ(info["region"]["size"], 64u << 20);
+    // One ring of 256: its shadow ring and 2 MiB of bounce memory, in 2 MiB granules.
+    EXPECT_EQ(info["region"]["size"], 4u << 20) << info.dump();
+    EXPECT_EQ(info["region"]["numa_node"], "0") << info.dump();
     EXPECT_TRUE(info["region"]["backing"] == "memfd" || info["region"]["backing"] == "hugetlb");
     EXPECT_GT(info["region"]["pool_buffers"], 0u);
     EXPECT_EQ(info["region"]["pool_in_use"], 0u) << "nothing in flight";
@@ -88,9 +90,13 @@ TEST(Telemetry, CountersEqualTheTrafficAndSurviveAReconnect) {
     EXPECT_EQ(queues["q0"]["requests"], s.requests);
     EXPECT_EQ(queues["q0"]["latency"]["samples"], s.requests);
 
-    ASSERT_EQ(lcores.size(), 1u) << lcores.dump(); // -l 0,1: one relay lcore
-    EXPECT_EQ(lcores["lcore1"]["queues"], json::array({"vuiso0:0"})) << lcores.dump();
-    EXPECT_EQ(lcores["lcore1"]["ports"], 1);
+    ASSERT_EQ(lcores.size(), 2u) << lcores.dump(); // -l 0,1: both relay
+    EXPECT_EQ(lcores["lcore0"]["role"], "main") << lcores.dump();
+    EXPECT_EQ(lcores["lcore0"]["queues"].size() + lcores["lcore1"]["queues"].size(), 1u)
+        << lcores.dump();
+    std::string at = queues["q0"]["lcore"];
+    EXPECT_EQ(lcores["lcore" + at]["queues"], json::array({"vuiso0:0"})) << lcores.dump();
+    EXPECT_EQ(lcores["lcore" + at]["ports"], 1);
 
     EXPECT_NE(r[5]["error"].get<std::string>().find("no port '9'"), std::string::npos) << r[5];
     EXPECT_NE(r[6]["error"].get<std::string>().find("no port 'vuiso7'"), std::string::npos) << r[6];
@@ -122,7 +128,7 @@ TEST(Telemetry, CountersEqualTheTrafficAndSurviveAReconnect) {
     EXPECT_NE(table.find("vuiso0"), std::string::npos) << table;
     // One sink, one format: our lines and DPDK's.
     EXPECT_NE(lines.find("info  vuiso.vuiso0: guest " + g + " (server), back-end " + qsd.sock +
-                         " (client), isolation bounce, region 64 MiB"),
+                         " (client), isolation bounce, region sized to the guest's rings"),
               std::string::npos)
         << lines;
     EXPECT_NE(lines.find("info  vuiso.dpdk: VHOST_CONFIG: (" + g + ")"), std::string::npos)

@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
@@ -124,6 +126,10 @@ temp_dir::temp_dir() {
 }
 
 temp_dir::~temp_dir() {
+    if (std::getenv("VUISO_KEEP_TMP")) { // debugging: the logs stay
+        std::fprintf(stderr, "kept %s\n", path.c_str());
+        return;
+    }
     std::error_code ec;
     std::filesystem::remove_all(path, ec);
 }

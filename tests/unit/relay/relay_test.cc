@@ -22,21 +22,71 @@ using namespace vuiso;
 using namespace vuiso::relay;
 using vhost_user::bit;
 
-TEST(BouncePool, TakesAndGivesEveryBufferOnce) {
+TEST(BouncePool, BlocksAreContiguousAndMergeBack) {
     std::vector<uint8_t> mem(8 * 256);
     bounce_pool p(mem.data(), 0x1000, 256, 8);
     EXPECT_EQ(p.capacity(), 8u);
-    std::vector<uint32_t> got;
-    while (p.available())
-        got.push_back(p.take());
-    std::sort(got.begin(), got.end());
-    for (uint32_t i = 0; i < 8; ++i)
-        EXPECT_EQ(got[i], i);
+    EXPECT_EQ(p.max_block(), 8u * 256);
+    uint32_t a = p.take(300); // two units
+    uint32_t b = p.take(1);   // one
+    ASSERT_NE(a, bounce_pool::none);
+    ASSERT_NE(b, bounce_pool::none);
+    EXPECT_EQ(a % 2, 0u) << "a block is aligned to its size";
+    EXPECT_TRUE(b < a || b >= a + 2);
+    EXPECT_EQ(p.available(), 5u);
     EXPECT_EQ(p.ptr(3), mem.data() + 3 * 256);
     EXPECT_EQ(p.iova(3), 0x1000u + 3 * 256);
-    p.give(5);
-    EXPECT_EQ(p.available(), 1u);
-    EXPECT_EQ(p.take(), 5u);
+    EXPECT_EQ(p.take(8 * 256), bounce_pool::none) << "no block of 8 units is free";
+    p.give(a);
+    p.give(b);
+    EXPECT_EQ(p.available(), 8u);
+    EXPECT_EQ(p.take(8 * 256), 0u) << "freed blocks merge back into one";
+    EXPECT_EQ(p.take(1), bounce_pool::none);
+}
+
+// A random walk of takes and gives against a plain model: blocks never
+// overlap, never leave the pool, and once everything is back the whole
+// pool is one block again (for sizes that are not powers of two, the
+// largest aligned blocks).
+TEST(BouncePool, RandomWalkAgainstAModel) {
+    for (uint32_t count : {1u, 7u, 16u, 100u}) {
+        std::vector<uint8_t> mem(size_t{count} * 64);
+        bounce_pool p(mem.data(), 0, 64, count);
+        std::vector<int> owner(count, -1); // the model: which block holds each unit
+        std::vector<std::pair<uint32_t, uint32_t>> held;
+        std::srand(count);
+        for (int step = 0; step < 20000; ++step) {
+            if (held.empty() || std::rand() % 3) {
+                uint32_t bytes = 1 + uint32_t(std::rand()) % (64 * 9);
+                uint32_t b = p.take(bytes);
+                if (b == bounce_pool::none)
+                    continue;
+                uint32_t units = p.units_for(bytes);
+                ASSERT_LE(b + units, count);
+                ASSERT_EQ(b % units, 0u);
+                for (uint32_t u = b; u < b + units; ++u) {
+                    ASSERT_EQ(owner[u], -1) << "unit " << u << " handed out twice";
+                    owner[u] = int(b);
+                }
+                held.emplace_back(b, units);
+            } else {
+                size_t k = size_t(std::rand()) % held.size();
+                auto [b, units] = held[k];
+                held.erase(held.begin() + long(k));
+                for (uint32_t u = b; u < b + units; ++u)
+                    owner[u] = -1;
+                p.give(b);
+            }
+            uint32_t free = 0;
+            for (int o : owner)
+                free += o == -1;
+            ASSERT_EQ(p.available(), free);
+        }
+        for (auto [b, units] : held)
+            p.give(b);
+        EXPECT_EQ(p.available(), count);
+        EXPECT_NE(p.take(p.max_block()), bounce_pool::none) << count;
+    }
 }
 
 TEST(Negotiation, DeviceBitsPassRingBitsPerSide) {
@@ -58,9 +108,14 @@ TEST(Negotiation, DeviceBitsPassRingBitsPerSide) {
     uint64_t acked = *g & ~uint64_t{0x40};
     uint64_t s = shadow_features(acked, backend, isolation::bounce);
     EXPECT_EQ(s & 0x46, 0x06u);                     // the guest's device choice
-    EXPECT_FALSE(s & bit(virtio::f_indirect_desc)); // we post direct chains
+    EXPECT_FALSE(s & bit(virtio::f_indirect_desc)); // the back-end does not take them
     EXPECT_TRUE(s & bit(virtio::f_event_idx));      // the shadow side's own choice
     EXPECT_EQ(s & ~backend, 0u);                    // never more than offered
+    uint64_t with_indirect = backend | bit(virtio::f_indirect_desc);
+    EXPECT_TRUE(
+        shadow_features(acked & ~bit(virtio::f_indirect_desc), with_indirect, isolation::bounce) &
+        bit(virtio::f_indirect_desc))
+        << "our shadow rings use indirect tables the back-end takes, whatever the guest chose";
 
     EXPECT_FALSE(guest_offer(backend & ~bit(virtio::f_version_1), isolation::bounce));
     EXPECT_FALSE(guest_protocol_offer(0, isolation::bounce) & bit(vhost_user::pf_config));
@@ -141,6 +196,7 @@ class Relay : public ::testing::Test {
         s.shadow_avail = sh.avail(shadow_size);
         s.shadow_used = sh.used(shadow_size);
         s.shadow_size = shadow_size;
+        s.shadow_indirect = indirect;
         s.pool_base = region.data();
         s.pool_iova = region_iova;
         s.buf_size = pool_buf_size;
@@ -223,6 +279,7 @@ class Relay : public ::testing::Test {
     int kick = -1, call = -1;
     uint32_t pool_buf_size = 0, pool_buf_count = 0;
     uint64_t now = 1000;
+    bool indirect = false; // the back-end takes indirect tables
 };
 
 } // namespace
@@ -251,6 +308,34 @@ TEST_F(Relay, CopiesBothWaysAcrossBufferBoundaries) {
     EXPECT_EQ(relay->pool().available(), 16u);
     EXPECT_EQ(relay->counters().bytes_to_backend, 150u);
     EXPECT_EQ(relay->counters().bytes_to_guest, 150u);
+}
+
+TEST_F(Relay, IndirectShadowChainsTakeOneRingSlotAndATableBlock) {
+    indirect = true;
+    build(64, 32);
+    for (int i = 0; i < 150; ++i)
+        *at(guest_gpa + i) = static_cast<uint8_t>(i);
+    vring::segment segs[] = {
+        {guest_gpa, 100, false}, {guest_gpa + 100, 50, false}, {guest_gpa + 4096, 200, true}};
+    int head = guest->add_chain(segs);
+    guest->publish();
+    EXPECT_EQ(poll(), 1u);
+    // 2 + 1 + 4 units of data, one for the 48-byte table.
+    EXPECT_EQ(relay->pool().available(), 32u - 8);
+    auto* shadow_desc = reinterpret_cast<vring::desc*>(sh.desc());
+    auto* shadow_avail = reinterpret_cast<uint16_t*>(sh.avail(shadow_size));
+    const vring::desc& d = shadow_desc[shadow_avail[2]];
+    EXPECT_EQ(d.flags, vring::desc_f_indirect);
+    EXPECT_EQ(d.len, 3u * sizeof(vring::desc));
+    EXPECT_EQ(serve(), 1u);
+    EXPECT_EQ(poll(), 1u);
+    vring::completion done[2];
+    ASSERT_EQ(guest->poll_used(done), 1u);
+    EXPECT_EQ(done[0].head, head);
+    EXPECT_EQ(done[0].len, 150u);
+    for (int i = 0; i < 150; ++i)
+        ASSERT_EQ(*at(guest_gpa + 4096 + i), 149 - i) << i;
+    EXPECT_EQ(relay->pool().available(), 32u);
 }
 
 TEST_F(Relay, ClampsTheBackendsLenToTheWritableBytes) {
