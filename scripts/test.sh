@@ -2,13 +2,15 @@
 # Runs every test of dpdk-vuiso on a fresh Debian 12 machine (as root):
 # installs what is missing, builds three trees with -Werror (plain; with
 # AddressSanitizer + UndefinedBehaviorSanitizer; the libFuzzer targets with
-# clang), checks formatting, runs the unit and integration suites (real
-# peers: qemu-storage-daemon, dpdk-testpmd, a Linux guest under QEMU/TCG) in
-# the first two and each fuzz target for 30 s. Ends with 'N passed, N failed'.
+# clang), checks formatting, reserves hugepages (given back at exit), runs
+# the unit and integration suites (real peers: qemu-storage-daemon,
+# dpdk-testpmd, virtiofsd, a Linux guest under QEMU/TCG) in the first two
+# and each fuzz target for 30 s. Ends with 'N passed, N failed'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 source scripts/lib/guest.sh
+source scripts/lib/hugepages.sh
 
 install_deps || { echo "0 passed, 1 failed"; exit 1; }
 # The test guest (kernel + initramfs) for the QEMU tests; cached outside the repo.
@@ -26,6 +28,10 @@ for tree in build build-asan build-fuzz; do
         exit 1
     fi
 done
+
+# Hugepages are the tested default: EAL (--in-memory) and every isolated
+# region take theirs from here (a few tests run --no-huge). Given back at exit.
+reserve_hugepages 512 || { echo "cannot reserve 512 hugepages"; echo "0 passed, 1 failed"; exit 1; }
 
 # Integration tests are marked non-parallel in meson: each runs alone.
 echo "== running unit, lint and integration suites (build/)"

@@ -87,17 +87,20 @@ bool port::guest_ready(int vid) const {
         return false;
     // Without protocol features a ring is enabled by its kick (vhost-user spec).
     bool explicit_enable = gf & bit(vhost_user::f_protocol_features);
+    // Rings without addresses are ones this driver does not use (SeaBIOS
+    // drives only ring 0 of a multi-queue disk): rte_vhost waits for them,
+    // we do not.
     uint16_t nr = rte_vhost_get_vring_num(vid);
-    if (nr == 0)
-        return false;
+    uint16_t used = 0;
     for (uint16_t i = 0; i < nr; ++i) {
         rte_vhost_vring vr{};
-        if (rte_vhost_get_vhost_vring(vid, i, &vr) != 0 || !vr.desc || vr.kickfd < 0)
+        if (rte_vhost_get_vhost_vring(vid, i, &vr) != 0 || !vr.desc)
+            break;
+        if (vr.kickfd < 0 || (explicit_enable && (i >= _ring_enabled.size() || !_ring_enabled[i])))
             return false;
-        if (explicit_enable && (i >= _ring_enabled.size() || !_ring_enabled[i]))
-            return false;
+        ++used;
     }
-    return true;
+    return used != 0;
 }
 
 namespace {
@@ -497,6 +500,10 @@ void port::stop_device(int vid) {
                        q->index, r.in_flight());
             r.abandon_in_flight();
         }
+        if (uint16_t left = r.untaken())
+            _log->info("ring {}: {} requests the guest made available were not taken (the VMM "
+                       "resumes the ring where it stopped)",
+                       q->index, left);
         rte_vhost_set_vring_base(vid, q->index, r.last_avail(), r.last_used());
         if (_retired.size() <= q->index)
             _retired.resize(q->index + 1);

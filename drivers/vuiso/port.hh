@@ -130,9 +130,9 @@ class port {
     result<void> start_device(int vid);
     // Starts the device, or records and (once per reason) logs why not.
     void try_start(int vid);
-    // Every ring the VMM set up has its addresses and kick fd and is
-    // enabled, after FEATURES_OK if STATUS was negotiated: the device is
-    // ready whether or not DRIVER_OK follows.
+    // The rings the VMM set up (from ring 0 on, while they have addresses)
+    // have their kick fds and are enabled, after FEATURES_OK if STATUS was
+    // negotiated: the device is ready whether or not DRIVER_OK follows.
     bool guest_ready(int vid) const;
     // Hands the queues to the lcores (placed again with every other queue).
     void place_queues();

@@ -236,6 +236,9 @@ void workers::apply(const std::vector<size_t>& to, std::vector<bool> fresh) {
     for (size_t i = 0; i < _queues.size(); ++i)
         if (!fresh[i] && _queues[i].lcore != _lcores[to[i]]->id)
             moving.push_back(i);
+    for (size_t i : moving)
+        log::get("lcores")->info("{}:{} moves from lcore {} to lcore {}", _queues[i].id.port,
+                                 _queues[i].id.index, _queues[i].lcore, _lcores[to[i]]->id);
     if (!moving.empty()) {
         auto kept = _queues;
         for (size_t i : moving)

@@ -125,6 +125,11 @@ class queue_relay {
     void set_memory(const vring::guest_memory* m) noexcept { _mem = m; }
 
     [[nodiscard]] uint16_t in_flight() const noexcept { return _shadow.in_flight(); }
+    // Chains the guest has made available and the relay has not taken.
+    [[nodiscard]] uint16_t untaken() const noexcept {
+        bool jumped;
+        return _guest.pending(jumped);
+    }
     [[nodiscard]] bool tracking_inflight() const noexcept { return _guest.tracking(); }
     [[nodiscard]] uint16_t last_avail() const noexcept { return _guest.last_avail(); }
     [[nodiscard]] uint16_t last_used() const noexcept { return _guest.last_used(); }

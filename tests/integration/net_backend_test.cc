@@ -59,7 +59,7 @@ TEST(NetBackend, MacswapAgainstTestpmdThatConnectsToUs) {
     std::unique_ptr<loadgen::virtio_device> dev;
     std::thread opener([&] { dev = open_net(sock, vhost_user::link_mode::server); });
     ASSERT_TRUE(wait_for_path(sock, 10s));
-    auto tp = testpmd_peer::start(dir, sock, "macswap", true);
+    auto tp = testpmd_peer::start(dir, sock, "macswap", {.client = true});
     opener.join();
     ASSERT_TRUE(dev) << read_file(tp.log);
     auto net = loadgen::net_driver::create(*dev, {});

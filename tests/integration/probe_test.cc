@@ -94,7 +94,7 @@ TEST(Probe, ListenForTestpmdClient) {
     run_result r;
     std::thread t([&] { r = run({probe_bin(), "--listen", "--timeout", "20", sock}, 30s); });
     ASSERT_TRUE(wait_for_path(sock, 10s));
-    auto tp = testpmd_peer::start(dir, sock, "io", true);
+    auto tp = testpmd_peer::start(dir, sock, "io", {.client = true});
     t.join();
     ASSERT_EQ(r.exit_code, 0) << r.err << read_file(tp.log);
     EXPECT_NE(r.out.find("it connected to us"), std::string::npos) << r.out;

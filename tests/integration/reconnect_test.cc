@@ -67,7 +67,7 @@ TEST(Reconnect, ServerSessionAcceptsTheBackendAgain) {
             link = std::move(*l);
     });
     ASSERT_TRUE(wait_for_path(sock, 10s));
-    auto tp = testpmd_peer::start(dir, sock, "io", true);
+    auto tp = testpmd_peer::start(dir, sock, "io", {.client = true});
     t.join();
     ASSERT_TRUE(link) << read_file(tp.log);
     ASSERT_TRUE(link->get_features());

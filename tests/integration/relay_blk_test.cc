@@ -1,13 +1,16 @@
 // A Linux guest under QEMU/TCG -> dpdk-vuiso -> qemu-storage-daemon.
 // Data: O_DIRECT writes and reads of 4 KiB, 64 KiB and 1 MiB blocks compare
 // equal in the guest and land in the image file; what the host put in the
-// image before boot reads back in the guest.
+// image before boot reads back in the guest. With two lcores, one core for
+// the sidecar and three lcores on two cores; and a four-queue disk written
+// from four CPUs, its queues spread over the lcores.
 // Isolation: in bounce mode qemu-storage-daemon maps no guest memory and a
 // secret held in guest RAM is nowhere in its memory; in passthrough mode the
 // same scan finds it (so the scan can fail).
 #include "loadgen/checks.hh"
 #include "support/peers.hh"
 #include "support/relay_peers.hh"
+#include "support/telemetry_client.hh"
 
 #include <filesystem>
 #include <fstream>
@@ -37,7 +40,7 @@ std::string random_hex(size_t bytes) {
 
 class RelayBlk : public ::testing::Test {
   protected:
-    void start(const std::string& isolation) {
+    void start(const std::string& isolation, const vuiso_options& o = {}, unsigned queues = 1) {
         image = dir.file("disk.raw");
         {
             std::ofstream f(image, std::ios::binary);
@@ -51,12 +54,29 @@ class RelayBlk : public ::testing::Test {
         f.write(reinterpret_cast<const char*>(pat.data()),
                 static_cast<std::streamsize>(pat.size()));
         f.close();
-        qsd = qsd_peer::start(dir, image, dir.file("blk.sock"));
+        qsd = qsd_peer::start(dir, image, dir.file("blk.sock"), queues);
         guest_sock = dir.file("guest.sock");
         vuiso = vuiso_proc::start(
             dir,
             {"vuiso0,guest=" + guest_sock + ",backend=" + qsd.sock + ",isolation=" + isolation},
-            {guest_sock});
+            {guest_sock}, o);
+    }
+    // Every "VUISO OK <bs> <offset> <bytes> <md5>" line of the guest matches
+    // the image; returns how many there were.
+    unsigned expect_image_matches(const std::vector<std::string>& lines) {
+        unsigned ok = 0;
+        for (auto& l : lines) {
+            std::istringstream in(l);
+            std::string tag, verdict, sum;
+            uint64_t bs = 0, off = 0, len = 0;
+            in >> tag >> verdict >> bs >> off >> len >> sum;
+            if (verdict != "OK")
+                continue;
+            ++ok;
+            EXPECT_EQ(md5_of_image(image, off, len), sum)
+                << "image differs at " << off << " (" << bs << "-byte blocks)";
+        }
+        return ok;
     }
 
     temp_dir dir;
@@ -65,31 +85,26 @@ class RelayBlk : public ::testing::Test {
     vuiso_proc vuiso;
 };
 
-TEST_F(RelayBlk, GuestDirectIoThroughBounce) {
-    start("bounce");
+std::string joined(const std::vector<std::string>& lines) {
+    std::string all;
+    for (auto& l : lines)
+        all += l + "\n";
+    return all;
+}
+
+class RelayBlkLcores : public RelayBlk,
+                       public ::testing::WithParamInterface<std::vector<std::string>> {};
+
+TEST_P(RelayBlkLcores, GuestDirectIoThroughBounce) {
+    start("bounce", {.lcores = GetParam()});
     std::string pre = md5_of_image(image, 32 << 20, 1 << 20);
     auto vm = guest_vm::start(dir, guest_sock, "blk", "blkcheck");
     ASSERT_TRUE(vm.wait_end(90s)) << read_file(vm.console);
     auto lines = vm.results();
-    std::string all;
-    for (auto& l : lines)
-        all += l + "\n";
+    std::string all = joined(lines);
     EXPECT_EQ(all.find("FAIL"), std::string::npos) << all;
     EXPECT_NE(all.find("VUISO PRE " + pre), std::string::npos) << "expected " << pre << "\n" << all;
-    unsigned ok = 0;
-    for (auto& l : lines) {
-        // VUISO OK <bs> <offset> <bytes> <md5 of what the guest wrote>
-        std::istringstream in(l);
-        std::string tag, verdict, sum;
-        uint64_t bs = 0, off = 0, len = 0;
-        in >> tag >> verdict >> bs >> off >> len >> sum;
-        if (verdict != "OK")
-            continue;
-        ++ok;
-        EXPECT_EQ(md5_of_image(image, off, len), sum)
-            << "image differs at " << off << " (" << bs << "-byte blocks)";
-    }
-    EXPECT_EQ(ok, 3u) << all;
+    EXPECT_EQ(expect_image_matches(lines), 3u) << all;
     vm.proc.wait_exit(10s);
     EXPECT_EQ(vuiso.stop(), 0);
     std::string log = read_file(vuiso.log);
@@ -123,6 +138,41 @@ scan_result scan_backend(const temp_dir& dir, const std::string& guest_sock, pid
     scan_result r{maps_inode(backend, inode), memory_contains(backend, secret)};
     vm.proc.stop();
     return r;
+}
+
+INSTANTIATE_TEST_SUITE_P(, RelayBlkLcores,
+                         ::testing::Values(std::vector<std::string>{"-l", "0,1"},
+                                           std::vector<std::string>{"-l", "1"},
+                                           std::vector<std::string>{"--lcores", "0@0,1@1,2@1"}),
+                         [](const auto& i) {
+                             return i.param[1] == "0,1" ? std::string("TwoLcores")
+                                    : i.param[1] == "1" ? std::string("OneCore")
+                                                        : std::string("ThreeLcoresOnTwoCores");
+                         });
+
+// Four CPUs, four queues: each CPU's writer has a queue of its own; the
+// queues go two to an lcore and every one carries requests.
+TEST_F(RelayBlk, FourQueuesSpreadOverTheLcores) {
+    start("bounce", {}, 4);
+    auto vm = guest_vm::start(dir, guest_sock, "blk", "mqcheck", {.cpus = 4, .queues = 4});
+    // SeaBIOS drives ring 0 alone first; then Linux all four.
+    ASSERT_TRUE(wait_for_text(vuiso.log, "device started: bounce, 4 rings", 90s))
+        << read_file(vuiso.log);
+    auto lcores = telemetry(vuiso.prefix, "/vuiso/lcores");
+    ASSERT_TRUE(vm.wait_end(120s)) << read_file(vm.console);
+    auto queues = telemetry(vuiso.prefix, "/vuiso/port/queues,0");
+    auto lines = vm.results();
+    std::string all = joined(lines);
+    EXPECT_EQ(all.find("FAIL"), std::string::npos) << all;
+    EXPECT_NE(all.find("VUISO QUEUES 4"), std::string::npos) << all;
+    EXPECT_EQ(expect_image_matches(lines), 4u) << all;
+    EXPECT_EQ(lcores["lcore0"]["queues"].size(), 2u) << lcores.dump();
+    EXPECT_EQ(lcores["lcore1"]["queues"].size(), 2u) << lcores.dump();
+    for (int q = 0; q < 4; ++q)
+        EXPECT_GT(queues["q" + std::to_string(q)]["completions"], 0u)
+            << "queue " << q << ": " << queues.dump();
+    vm.proc.wait_exit(10s);
+    EXPECT_EQ(vuiso.stop(), 0);
 }
 
 TEST_F(RelayBlk, BounceBackendCannotReadGuestRam) {

@@ -5,6 +5,7 @@
 #include "support/blk_traffic.hh"
 #include "support/peers.hh"
 #include "support/relay_peers.hh"
+#include "support/telemetry_client.hh"
 #include "virtio/blk.hh"
 
 #include <cstdlib>
@@ -114,6 +115,29 @@ TEST(RelayCli, NoPortIsAUsageError) {
     auto r = run({vuiso_bin(), "--no-huge"}, 10s);
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find("no port"), std::string::npos) << r.err;
+}
+
+// One core for the sidecar (-l 1): the main lcore relays; SIGTERM stops
+// everything within a second.
+TEST(RelayPorts, OneCoreRelaysAndStopsWithinASecond) {
+    temp_dir dir;
+    auto blk = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"));
+    std::string g = dir.file("guest.sock");
+    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + blk.sock}, {g},
+                               {.lcores = {"-l", "1"}});
+    auto dev = connect_vmm(g);
+    auto lcores = telemetry(v.prefix, "/vuiso/lcores");
+    ASSERT_EQ(lcores.size(), 1u) << lcores.dump();
+    EXPECT_EQ(lcores["lcore1"]["role"], "main") << lcores.dump();
+    EXPECT_EQ(lcores["lcore1"]["queues"], nlohmann::json::array({"vuiso0:0"})) << lcores.dump();
+    auto drv = vuiso::loadgen::blk_driver::create(*dev, {.queue = 0, .depth = 8, .max_io = 4096});
+    ASSERT_TRUE(drv) << drv.err().message;
+    sent s;
+    run_requests(*drv, vuiso::virtio::blk::t_out, 256, 4096, s);
+    run_requests(*drv, vuiso::virtio::blk::t_in, 256, 4096, s);
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(v.stop(), 0);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << read_file(v.log);
 }
 
 TEST(RelayCli, HelpTellsTheDevargs) {

@@ -64,10 +64,11 @@ void expect_blocks(loadgen::blk_driver& blk, std::span<const uint64_t> blocks) {
     }
 }
 
-std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock) {
+std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock, uint16_t queues) {
     loadgen::device_options o;
     o.path = sock;
     o.event_idx = true;
+    o.queues = queues;
     auto dev = loadgen::virtio_device::start(o);
     if (!dev)
         throw std::runtime_error("the VMM could not start its device: " + dev.err().message);

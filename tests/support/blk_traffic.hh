@@ -31,8 +31,9 @@ inline constexpr uint32_t block_bytes = 4096;
 // and checks it holds what fill_block wrote; gtest assertions.
 void expect_blocks(loadgen::blk_driver& blk, std::span<const uint64_t> blocks);
 
-// Plays the VMM on `sock` (EVENT_IDX on); throws if the device cannot start.
-std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock);
+// Plays the VMM on `sock` (EVENT_IDX on, `queues` rings); throws if the
+// device cannot start.
+std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock, uint16_t queues = 1);
 
 inline loadgen::clock::time_point in(std::chrono::milliseconds d) {
     return loadgen::clock::now() + d;

@@ -1,5 +1,6 @@
 #include "peers.hh"
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -62,32 +63,46 @@ qsd_peer qsd_peer::start(const temp_dir& dir, const std::string& image, const st
 
 testpmd_peer testpmd_peer::launch(const temp_dir& dir, const std::string& name,
                                   const std::string& vdev, const std::string& fwd,
-                                  const std::vector<std::string>& extra_eal) {
+                                  const std::vector<std::string>& extra_eal,
+                                  const testpmd_options& o) {
     testpmd_peer t;
     t.log = dir.file(name + ".log");
     t.prefix = dpdk_prefix(name);
+    // Enough mbufs to fill every rx ring and still send.
+    unsigned ring = o.queue_size ? o.queue_size : 256;
+    unsigned mbufs = std::max(2048u, 2 * ring * o.queues + 1024);
+    std::string mem = std::to_string(std::max(256u, mbufs * 3 / 1024 + 128));
     std::vector<std::string> argv{
         "stdbuf", "-oL",      "dpdk-testpmd",  "-l",     "0,1",    "--no-huge", "-m",
-        "256",    "--no-pci", "--file-prefix", t.prefix, "--vdev", vdev};
+        mem,      "--no-pci", "--file-prefix", t.prefix, "--vdev", vdev};
     argv.insert(argv.end(), extra_eal.begin(), extra_eal.end());
-    for (const char* a :
-         {"--", "--stats-period", "1", "--total-num-mbufs", "2048", "--nb-cores", "1"})
+    for (const char* a : {"--", "--stats-period", "1", "--nb-cores", "1"})
         argv.emplace_back(a);
+    argv.push_back("--total-num-mbufs=" + std::to_string(mbufs));
+    if (o.queues > 1) {
+        argv.push_back("--rxq=" + std::to_string(o.queues));
+        argv.push_back("--txq=" + std::to_string(o.queues));
+    }
+    if (o.queue_size) {
+        argv.push_back("--rxd=" + std::to_string(o.queue_size));
+        argv.push_back("--txd=" + std::to_string(o.queue_size));
+    }
     argv.push_back("--forward-mode=" + fwd);
     t.proc = process::spawn(argv, t.log);
     return t;
 }
 
 testpmd_peer testpmd_peer::start(const temp_dir& dir, const std::string& sock,
-                                 const std::string& fwd, bool client) {
-    if (!client)
+                                 const std::string& fwd, const testpmd_options& o) {
+    if (!o.client)
         ::unlink(sock.c_str());
-    std::string vdev = "net_vhost0,iface=" + sock + ",queues=1" + (client ? ",client=1" : "");
-    testpmd_peer t = launch(dir, "testpmd", vdev, fwd, {});
+    std::string vdev = "net_vhost0,iface=" + sock + ",queues=" + std::to_string(o.queues) +
+                       (o.client ? ",client=1" : "");
+    testpmd_peer t = launch(dir, "testpmd", vdev, fwd, {}, {.queues = o.queues});
     t.sock = sock;
     // In client mode there is no socket of its own to wait for.
-    bool up =
-        client ? wait_for_text(t.log, "packet forwarding - ports=", 20s) : wait_for_path(sock, 20s);
+    bool up = o.client ? wait_for_text(t.log, "packet forwarding - ports=", 20s)
+                       : wait_for_path(sock, 20s);
     if (!up || !t.proc.running())
         throw std::runtime_error("dpdk-testpmd did not come up on " + sock + "; log:\n" +
                                  read_file(t.log));
@@ -95,11 +110,13 @@ testpmd_peer testpmd_peer::start(const temp_dir& dir, const std::string& sock,
 }
 
 testpmd_peer testpmd_peer::start_guest(const temp_dir& dir, const std::string& sock,
-                                       const std::string& fwd) {
+                                       const std::string& fwd, const testpmd_options& o) {
     // The guest's forwarding lcore is 0 (main lcore 1), so that it does not
     // share a core with the back-end testpmd's forwarding lcore 1.
-    testpmd_peer t = launch(dir, "testpmd-guest", "net_virtio_user0,path=" + sock + ",queues=1",
-                            fwd, {"--main-lcore", "1"});
+    std::string vdev = "net_virtio_user0,path=" + sock + ",queues=" + std::to_string(o.queues) +
+                       (o.queue_size ? ",queue_size=" + std::to_string(o.queue_size) : "") +
+                       (o.packed ? ",packed_vq=1" : "");
+    testpmd_peer t = launch(dir, "testpmd-guest", vdev, fwd, {"--main-lcore", "1"}, o);
     t.sock = sock;
     if (!wait_for_text(t.log, "packet forwarding - ports=", 20s) || !t.proc.running())
         throw std::runtime_error("dpdk-testpmd (virtio_user) did not come up on " + sock +

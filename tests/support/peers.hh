@@ -27,16 +27,23 @@ struct qsd_peer {
                           unsigned num_queues = 1, unsigned iops_limit = 0);
 };
 
+struct testpmd_options {
+    bool client = false;     // net_vhost connects (client=1) instead of listening
+    unsigned queues = 1;     // queue pairs (rxq = txq)
+    unsigned queue_size = 0; // virtio_user's ring size (0: its default, 256)
+    bool packed = false;     // virtio_user packed_vq=1
+};
+
 struct testpmd_peer {
     process proc;
     std::string sock, log, prefix;
 
-    // net_vhost0 on `sock` (server unless `client`), forwarding with `fwd`.
+    // net_vhost0 on `sock` (server unless o.client), forwarding with `fwd`.
     static testpmd_peer start(const temp_dir& dir, const std::string& sock,
-                              const std::string& fwd = "io", bool client = false);
+                              const std::string& fwd = "io", const testpmd_options& o = {});
     // net_virtio_user0 connecting to `sock`: testpmd in the guest's role.
     static testpmd_peer start_guest(const temp_dir& dir, const std::string& sock,
-                                    const std::string& fwd);
+                                    const std::string& fwd, const testpmd_options& o = {});
     testpmd_peer() = default;
     testpmd_peer(testpmd_peer&&) = default;
     testpmd_peer& operator=(testpmd_peer&&) = default;
@@ -45,7 +52,7 @@ struct testpmd_peer {
   private:
     static testpmd_peer launch(const temp_dir& dir, const std::string& name,
                                const std::string& vdev, const std::string& fwd,
-                               const std::vector<std::string>& extra_eal);
+                               const std::vector<std::string>& extra_eal, const testpmd_options& o);
 };
 
 // The number after the last occurrence of `label` in testpmd's output

@@ -32,20 +32,24 @@ std::string vuiso_bin() {
 }
 
 vuiso_proc vuiso_proc::start(const temp_dir& dir, const std::vector<std::string>& vdevs,
-                             const std::vector<std::string>& guest_socks,
-                             const std::vector<std::string>& app_args) {
+                             const std::vector<std::string>& guest_socks, const vuiso_options& o) {
     vuiso_proc v;
     v.log = dir.file("vuiso.log");
     v.prefix = dpdk_prefix("vuiso");
-    std::vector<std::string> argv{
-        vuiso_bin(), "--no-huge",     "-m",     "256",         "--no-pci",       "-l",
-        "0,1",       "--file-prefix", v.prefix, "--log-level", "lib.eal:warning"};
+    std::vector<std::string> argv{vuiso_bin()};
+    if (o.hugepages)
+        argv.insert(argv.end(), {"--in-memory"});
+    else
+        argv.insert(argv.end(), {"--no-huge", "-m", "256"});
+    argv.insert(argv.end(), o.lcores.begin(), o.lcores.end());
+    argv.insert(argv.end(),
+                {"--no-pci", "--file-prefix", v.prefix, "--log-level", "lib.eal:warning"});
     for (const auto& d : vdevs) {
         argv.push_back("--vdev");
         argv.push_back(d);
     }
     argv.push_back("--");
-    argv.insert(argv.end(), app_args.begin(), app_args.end());
+    argv.insert(argv.end(), o.app_args.begin(), o.app_args.end());
     v.proc = process::spawn(argv, v.log);
     for (const auto& s : guest_socks)
         if (!wait_for_path(s, 20s) || !v.proc.running())
@@ -81,7 +85,7 @@ blk_port blk_port::start(const temp_dir& dir, const std::vector<std::string>& ap
     p.qsd = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"));
     p.guest = dir.file("guest.sock");
     p.vuiso = vuiso_proc::start(dir, {"vuiso0,guest=" + p.guest + ",backend=" + p.qsd.sock},
-                                {p.guest}, app_args);
+                                {p.guest}, {.app_args = app_args});
     return p;
 }
 
@@ -90,14 +94,21 @@ guest_vm guest_vm::start(const temp_dir& dir, const std::string& sock, const std
     guest_vm g;
     g.console = dir.file("console-" + job + ".log");
     std::string mem = std::to_string(o.mem_mb) + "M";
-    std::string dev = device == "blk" ? "vhost-user-blk-pci,chardev=c0,num-queues=1"
-                                      // MSI-X with vhost-user-net crashes QEMU 7.2 under TCG
-                                      : "virtio-net-pci,netdev=n0,vectors=0";
+    std::string ring = (o.queue_size ? ",queue-size=" + std::to_string(o.queue_size) : "") +
+                       (o.packed ? ",packed=on" : "");
+    std::string dev =
+        device == "blk"
+            ? "vhost-user-blk-pci,chardev=c0,num-queues=" + std::to_string(o.queues) + ring
+        : device == "fs" ? "vhost-user-fs-pci,chardev=c0,tag=share" + ring
+                         // MSI-X with vhost-user-net crashes QEMU 7.2 under TCG
+                         : "virtio-net-pci,netdev=n0,vectors=0" + ring;
     std::vector<std::string> argv{"qemu-system-x86_64",
                                   "-machine",
                                   "q35,accel=tcg",
                                   "-m",
                                   mem,
+                                  "-smp",
+                                  std::to_string(o.cpus),
                                   "-nodefaults",
                                   "-display",
                                   "none",
@@ -117,7 +128,7 @@ guest_vm guest_vm::start(const temp_dir& dir, const std::string& sock, const std
                                   "socket,id=c0,path=" + sock + (o.reconnect ? ",reconnect=1" : ""),
                                   "-serial",
                                   "file:" + g.console};
-    if (device != "blk") {
+    if (device == "net") {
         argv.push_back("-netdev");
         argv.push_back("vhost-user,id=n0,chardev=c0");
     }

@@ -13,14 +13,23 @@
 
 namespace vuiso::testing {
 
+struct vuiso_options {
+    // EAL's lcores: "-l 0,1" unless told (a one-core sidecar: {"-l", "1"}).
+    std::vector<std::string> lcores{"-l", "0,1"};
+    // Hugepages (EAL --in-memory: no hugetlbfs mount, no files left; the
+    // isolated region a hugetlb memfd), or --no-huge (a plain memfd).
+    bool hugepages = true;
+    std::vector<std::string> app_args; // after "--"
+};
+
 struct vuiso_proc {
     process proc;
     std::string log, prefix;
-    // Starts dpdk-vuiso with one --vdev per entry of `vdevs` (and `app_args`
-    // after "--"); waits until every port's guest socket is open.
+    // Starts dpdk-vuiso with one --vdev per entry of `vdevs`; waits until
+    // every port's guest socket is open.
     static vuiso_proc start(const temp_dir& dir, const std::vector<std::string>& vdevs,
                             const std::vector<std::string>& guest_socks,
-                            const std::vector<std::string>& app_args = {});
+                            const vuiso_options& o = {});
     // SIGTERM; returns the exit code (-1 if killed or it hung).
     int stop();
     vuiso_proc() = default;
@@ -51,15 +60,19 @@ struct blk_port {
 struct vm_options {
     std::string secret = "none"; // on the kernel command line (so it lives in guest RAM)
     unsigned mem_mb = 256;
-    bool reconnect = false; // the chardev reconnects every second when its peer goes
-    std::string append;     // more kernel command line (job parameters)
+    unsigned cpus = 1;
+    bool reconnect = false;  // the chardev reconnects every second when its peer goes
+    std::string append;      // more kernel command line (job parameters)
+    unsigned queues = 1;     // blk: num-queues
+    unsigned queue_size = 0; // blk, fs: queue-size (0: QEMU's default)
+    bool packed = false;     // the device's rings are packed (packed=on)
 };
 
 struct guest_vm {
     process proc;
     std::string console;
-    // Boots the test guest with a vhost-user device on `sock` ("blk" or
-    // "net") and runs tests/guest/jobs/<job>.
+    // Boots the test guest with a vhost-user device on `sock` ("blk", "net"
+    // or "fs", tag "share") and runs tests/guest/jobs/<job>.
     static guest_vm start(const temp_dir& dir, const std::string& sock, const std::string& device,
                           const std::string& job, const vm_options& o = {});
     // Waits for the job to end ("VUISO END"); false on timeout.
