@@ -1,5 +1,5 @@
 # Builds the test guest: Debian's cloud kernel and an initramfs of
-# busybox-static, the virtio modules and tests/guest/. Cached outside the
+# busybox-static, the virtio modules (blk, net, fs) and tests/guest/. Cached outside the
 # repository (VUISO_GUEST_CACHE, default /var/cache/dpdk-vuiso/guest); the
 # initramfs is rebuilt when tests/guest/ changes. Sourced by test.sh and
 # demo.sh; sets VUISO_GUEST_KERNEL and VUISO_GUEST_INITRD.
@@ -25,15 +25,17 @@ build_guest() {
         cp "$cache"/pkgs/boot/vmlinuz-* "$cache/vmlinuz" || return 1
         rm -rf "$dl"
     fi
+    local modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
+        virtio_blk failover net_failover virtio_net fuse virtiofs"
     local sum
-    sum=$(cd "$root/tests/guest" && find . -type f | sort | xargs sha1sum | sha1sum | cut -c1-12)
+    sum=$( (cd "$root/tests/guest" && find . -type f | sort | xargs sha1sum && echo $modules) |
+        sha1sum | cut -c1-12)
     local initrd="$cache/initramfs-$sum.gz"
     if [ ! -f "$initrd" ]; then
         local t="$cache/root.tmp"
         rm -rf "$t" && mkdir -p "$t"/{bin,proc,sys,dev,tmp,lib/modules} || return 1
         cp "$cache/pkgs/bin/busybox" "$t/bin/busybox"
-        for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
-            virtio_blk failover net_failover virtio_net; do
+        for m in $modules; do
             local f
             f=$(find "$cache/pkgs/lib/modules" -name "$m.ko*" | head -1)
             [ -n "$f" ] || { echo "module $m not found" >&2; return 1; }

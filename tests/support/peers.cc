@@ -60,6 +60,20 @@ qsd_peer qsd_peer::start(const temp_dir& dir, const std::string& image, const st
                                  read_file(q.log));
     return q;
 }
+virtiofsd_peer virtiofsd_peer::start(const temp_dir& dir, const std::string& share,
+                                     const std::string& sock) {
+    virtiofsd_peer v;
+    v.sock = sock;
+    v.log = dir.file("virtiofsd.log");
+    ::unlink(sock.c_str());
+    v.proc = process::spawn({"/usr/lib/qemu/virtiofsd", "--socket-path=" + sock, "-o",
+                             "source=" + share, "-o", "cache=none", "-o", "sandbox=chroot"},
+                            v.log);
+    if (!wait_for_path(sock, 10s))
+        throw std::runtime_error("virtiofsd did not create " + sock + "; log:\n" +
+                                 read_file(v.log));
+    return v;
+}
 
 testpmd_peer testpmd_peer::launch(const temp_dir& dir, const std::string& name,
                                   const std::string& vdev, const std::string& fwd,

@@ -27,6 +27,17 @@ struct qsd_peer {
                           unsigned num_queues = 1, unsigned iops_limit = 0);
 };
 
+// virtiofsd (the C one of QEMU 7.2, /usr/lib/qemu/virtiofsd) sharing
+// `share` on `sock`, cache=none, chroot sandbox (no fork: the process we
+// start is the one that maps the front-end's memory). It serves one
+// front-end and exits when that one goes.
+struct virtiofsd_peer {
+    process proc;
+    std::string sock, log;
+    static virtiofsd_peer start(const temp_dir& dir, const std::string& share,
+                                const std::string& sock);
+};
+
 struct testpmd_options {
     bool client = false;     // net_vhost connects (client=1) instead of listening
     unsigned queues = 1;     // queue pairs (rxq = txq)
