@@ -9,9 +9,10 @@
 namespace vuiso::relay {
 
 bounce_pool::bounce_pool(uint8_t* base, uint64_t iova, uint32_t unit, uint32_t count)
-    : _base(base), _iova(iova), _unit(unit), _count(count), _free_units(count), _max_order(0),
-      _next(new uint32_t[count]), _prev(new uint32_t[count]), _order(new uint8_t[count]()),
-      _free(new uint8_t[count]()) {
+    : _base(base), _iova(iova), _unit(unit),
+      _unit_shift(static_cast<unsigned>(std::countr_zero(unit))), _count(count), _free_units(count),
+      _max_order(0), _next(new uint32_t[count]), _prev(new uint32_t[count]),
+      _order(new uint8_t[count]()), _free(new uint8_t[count]()) {
     std::fill(std::begin(_head), std::end(_head), none);
     while (_max_order + 1 < max_orders && (uint64_t{unit} << (_max_order + 1)) <= max_block_bytes &&
            (uint32_t{1} << (_max_order + 1)) <= count)
@@ -30,11 +31,6 @@ bounce_pool::bounce_pool(uint8_t* base, uint64_t iova, uint32_t unit, uint32_t c
     }
     for (auto it = seed.rbegin(); it != seed.rend(); ++it)
         push(it->first, it->second);
-}
-
-unsigned bounce_pool::order_for(uint32_t bytes) const noexcept {
-    uint32_t units = (bytes + _unit - 1) / _unit;
-    return units <= 1 ? 0 : static_cast<unsigned>(std::bit_width(units - 1));
 }
 
 void bounce_pool::push(uint32_t block, unsigned order) noexcept {
@@ -57,10 +53,7 @@ void bounce_pool::unlink(uint32_t block, unsigned order) noexcept {
         _prev[_next[block]] = _prev[block];
 }
 
-uint32_t bounce_pool::take(uint32_t bytes) noexcept {
-    unsigned want = order_for(bytes);
-    if (want > _max_order)
-        return none;
+uint32_t bounce_pool::split_from(unsigned want) noexcept {
     unsigned o = want;
     while (o <= _max_order && _head[o] == none)
         ++o;
@@ -77,18 +70,38 @@ uint32_t bounce_pool::take(uint32_t bytes) noexcept {
     return block;
 }
 
-void bounce_pool::give(uint32_t block) noexcept {
-    unsigned o = _order[block];
-    _free_units += 1u << o;
-    while (o < _max_order) {
-        uint32_t buddy = block ^ (1u << o);
-        if (buddy >= _count || !_free[buddy] || _order[buddy] != o)
-            break;
-        unlink(buddy, o);
-        block = std::min(block, buddy);
-        ++o;
+uint32_t bounce_pool::take(uint32_t bytes) noexcept {
+    unsigned want = order_for(bytes);
+    if (want > _max_order)
+        return none;
+    uint32_t block = split_from(want);
+    if (block == none && want > 0 && _free_units >= 1u << want) {
+        coalesce();
+        block = split_from(want);
     }
-    push(block, o);
+    return block;
+}
+
+void bounce_pool::give(uint32_t block) noexcept {
+    _free_units += 1u << _order[block];
+    push(block, _order[block]);
+}
+
+void bounce_pool::coalesce() noexcept {
+    for (unsigned o = 0; o < _max_order; ++o) {
+        for (uint32_t b = _head[o]; b != none;) {
+            uint32_t next = _next[b];
+            uint32_t buddy = b ^ (1u << o);
+            if (buddy < _count && _free[buddy] && _order[buddy] == o) {
+                if (next == buddy)
+                    next = _next[buddy];
+                unlink(b, o);
+                unlink(buddy, o);
+                push(std::min(b, buddy), o + 1);
+            }
+            b = next;
+        }
+    }
 }
 
 } // namespace vuiso::relay

@@ -2,6 +2,10 @@
 // isolated region: a buddy allocator of blocks of 2^k units (a unit is
 // buf-size bytes), so that a guest piece larger than a unit gets one
 // contiguous bounce block and one shadow descriptor of the same length.
+// Freed blocks are not merged at once: each order's free list is a LIFO
+// stack (the block just freed, still warm in the cache, is the next one
+// taken, as with a plain buffer stack), and buddies are merged only when a
+// take finds no block large enough.
 // One pool per virtqueue, used by the one lcore that runs the queue: no
 // lock, no atomics, no allocation after construction; the free lists and
 // block records live in private arrays (the back-end can reach the memory,
@@ -21,7 +25,8 @@ class bounce_pool {
     // The largest block, whatever the unit: a longer piece is split.
     static constexpr uint32_t max_block_bytes = 1u << 20;
 
-    // `base` maps device address `iova`; the pool covers count * unit bytes.
+    // `base` maps device address `iova`; the pool covers count * unit bytes
+    // (unit: a power of two).
     bounce_pool(uint8_t* base, uint64_t iova, uint32_t unit, uint32_t count);
 
     [[nodiscard]] uint32_t unit() const noexcept { return _unit; }
@@ -53,13 +58,21 @@ class bounce_pool {
 
   private:
     static constexpr unsigned max_orders = 21;
-    [[nodiscard]] unsigned order_for(uint32_t bytes) const noexcept;
+    [[nodiscard]] unsigned order_for(uint32_t bytes) const noexcept {
+        uint32_t units = (bytes + _unit - 1) >> _unit_shift;
+        return units <= 1 ? 0 : static_cast<unsigned>(32 - __builtin_clz(units - 1));
+    }
     void push(uint32_t block, unsigned order) noexcept;
     void unlink(uint32_t block, unsigned order) noexcept;
+    // The smallest free block of order `want` or more, split down to `want`.
+    uint32_t split_from(unsigned want) noexcept;
+    // Merges every pair of free buddies, bottom up.
+    void coalesce() noexcept;
 
     uint8_t* _base;
     uint64_t _iova;
     uint32_t _unit;
+    unsigned _unit_shift; // log2(_unit): a unit is a power of two
     uint32_t _count;
     uint32_t _free_units;
     unsigned _max_order;

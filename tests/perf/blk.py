@@ -30,8 +30,8 @@ def measure(backend, isolation, seconds, proxied):
             if v:
                 s1, l1 = pl.telemetry(v.prefix, ["/vuiso/port/stats,0", "/vuiso/lcores"])
                 reqs = max(1, s1["requests"] - s0["requests"])
-                r["vuiso_cycles_per_request"] = (l1["lcore1"]["busy_cycles"] -
-                                                 l0["lcore1"]["busy_cycles"]) / reqs
+                r["vuiso_cycles_per_request"] = (pl.lcore_cycles(l1)[0] -
+                                                 pl.lcore_cycles(l0)[0]) / reqs
                 # The back-end's time as dpdk-vuiso sees it (shadow post to
                 # used, kick wake-up included); cumulative, so exact for the
                 # first case only.

@@ -2,12 +2,15 @@
 """net loopback benchmark: one dpdk-testpmd (core 0) with a net_vhost port
 and a net_virtio_user port, io forwarding seeded with tx_first, the
 virtio_user port connected directly to the vhost port, then through
-dpdk-vuiso (bounce, one lcore on core 1). 64 B and 1518 B frames; Mpps
-(packets received per second, both ports) and the ratio. For the proxied
-1518 B run it also reports dpdk-vuiso's copy efficiency against the
+dpdk-vuiso (bounce) on core 1 — with one lcore (-l 1: the main lcore
+relays both rings) and, with --lcores one,two, also with two lcores on that
+core (--lcores 0@1,1@1: one ring each, time-sliced). 64 B and 1518 B
+frames; Mpps (packets received per second, both ports) and the ratio. For
+each proxied run it also reports dpdk-vuiso's copy efficiency against the
 rte_memcpy roofline on its core and its cycles per request.
 
-  tests/perf/net_loopback.py [--time SECONDS] [--sizes 64,1518]
+  tests/perf/net_loopback.py [--time SECONDS] [--sizes 64,1518] [--lcores one,two]
+                             [--bursts N] [--queue-size N]
 """
 import argparse
 import os
@@ -44,7 +47,11 @@ def profile(run, seconds, core):
     return "\n".join(l for l in r.stdout.splitlines() if l and not l.startswith("#"))
 
 
-def measure(size, seconds, proxied, want_profile=False, devargs=""):
+LCORE_MODELS = {"one": pl.ONE_LCORE, "two": ["--lcores", f"0@{pl.VUISO_CORE},1@{pl.VUISO_CORE}"]}
+
+
+def measure(size, seconds, proxied, want_profile=False, devargs="", lcores="one", bursts=8,
+            queue_size=256):
     with pl.Run("net") as run:
         vsock = run.path("vhost.sock")
         prefix = run.prefix("testpmd")
@@ -58,12 +65,12 @@ def measure(size, seconds, proxied, want_profile=False, devargs=""):
         if proxied:
             sock = run.path("guest.sock")
             v = pl.vuiso(run, [f"vuiso0,guest={sock},backend={vsock},isolation=bounce{devargs}"],
-                         [sock])
-        tp.send(f"port attach net_virtio_user0,path={sock},queues=1")
+                         [sock], lcores=LCORE_MODELS[lcores])
+        tp.send(f"port attach net_virtio_user0,path={sock},queues=1,queue_size={queue_size}")
         pl.wait_for(lambda: "Port 1 is attached" in tp.text(), 20, "virtio_user to attach")
         tp.send("port start all")
         tp.send(f"set txpkts {size}")
-        tp.send("start tx_first 8")
+        tp.send(f"start tx_first {bursts}")
         time.sleep(1.0)  # warm-up
         t0, a = time.monotonic(), stats(tp)
         if v:
@@ -78,8 +85,8 @@ def measure(size, seconds, proxied, want_profile=False, devargs=""):
             dt = t1 - t0
             moved = (s1["bytes_to_backend"] + s1["bytes_to_guest"]) - (s0["bytes_to_backend"] + s0["bytes_to_guest"])
             reqs = s1["requests"] - s0["requests"]
-            busy = l1["lcore1"]["busy_cycles"] - l0["lcore1"]["busy_cycles"]
-            total = l1["lcore1"]["total_cycles"] - l0["lcore1"]["total_cycles"]
+            (b0, t0c), (b1, t1c) = pl.lcore_cycles(l0), pl.lcore_cycles(l1)
+            busy, total = b1 - b0, t1c - t0c
             out.update(copied_gbs=moved / dt / 1e9, cycles_per_request=busy / max(reqs, 1),
                        busy_share=busy / max(total, 1), requests_per_s=reqs / dt)
         if want_profile:
@@ -100,6 +107,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--time", type=float, default=5)
     ap.add_argument("--sizes", default="64,1518")
+    ap.add_argument("--lcores", default="one", help="dpdk-vuiso lcore models: one, two or one,two")
+    ap.add_argument("--bursts", type=int, default=8, help="start tx_first N (frames in the loop)")
+    ap.add_argument("--queue-size", type=int, default=256, help="virtio_user's ring size")
     ap.add_argument("--devargs", default="", help="more port devargs, e.g. buf-size=2K")
     ap.add_argument("--profile", action="store_true",
                     help="perf record both cores during each proxied run, print the top symbols")
@@ -107,26 +117,29 @@ def main():
     pl.check_built()
     pl.environment()
     sizes = [int(s) for s in a.sizes.split(",")]
+    models = a.lcores.split(",")
     roof = roofline(sizes, 1.0)
     rows, eff = [], []
     for size in sizes:
-        d = measure(size, a.time, False)
-        p = measure(size, a.time, True, a.profile, "," + a.devargs if a.devargs else "")
-        if a.profile:
-            for core, text in p["profile"].items():
-                print(f"\nprofile, {size} B through dpdk-vuiso, core {core}:\n{text}")
-        rows.append([f"{size} B", f"{d['mpps']:.3f}", f"{p['mpps']:.3f}",
-                     f"{pl.ratio(p['mpps'], d['mpps']):.3f}", f"{p['cycles_per_request']:.0f}",
-                     f"{p['busy_share'] * 100:.0f} %"])
-        mc = roof[size]["gbytes_per_s"]
-        eff.append([f"{size} B", f"{p['copied_gbs']:.2f}", f"{mc:.2f}",
-                    f"{pl.ratio(p['copied_gbs'], mc) * 100:.1f} %"])
-    print(f"\nnet loopback, testpmd io fwd (core 0), direct vs through dpdk-vuiso bounce (core 1), "
-          f"{a.time:g} s per run")
-    pl.table(rows, ["frame", "Mpps direct", "Mpps bounce", "ratio", "vuiso cycles/request",
-                    "vuiso lcore busy"])
+        d = measure(size, a.time, False, bursts=a.bursts, queue_size=a.queue_size)
+        for m in models:
+            p = measure(size, a.time, True, a.profile, "," + a.devargs if a.devargs else "", m,
+                        a.bursts, a.queue_size)
+            if a.profile:
+                for core, text in p["profile"].items():
+                    print(f"\nprofile, {size} B through dpdk-vuiso ({m} lcore), core {core}:\n{text}")
+            rows.append([f"{size} B", LCORE_MODELS[m][-1], f"{d['mpps']:.3f}", f"{p['mpps']:.3f}",
+                         f"{pl.ratio(p['mpps'], d['mpps']):.3f}", f"{p['cycles_per_request']:.0f}",
+                         f"{p['busy_share'] * 100:.0f} %"])
+            mc = roof[size]["gbytes_per_s"]
+            eff.append([f"{size} B", LCORE_MODELS[m][-1], f"{p['copied_gbs']:.2f}", f"{mc:.2f}",
+                        f"{pl.ratio(p['copied_gbs'], mc) * 100:.1f} %"])
+    print(f"\nnet loopback, testpmd io fwd (core 0), start tx_first {a.bursts}, direct vs through "
+          f"dpdk-vuiso bounce (core 1), {a.time:g} s per run")
+    pl.table(rows, ["frame", "vuiso lcores", "Mpps direct", "Mpps bounce", "ratio",
+                    "vuiso cycles/request", "vuiso lcore busy"])
     print("\ncopy efficiency: bytes dpdk-vuiso copied per second vs rte_memcpy on its core")
-    pl.table(eff, ["frame", "vuiso GB/s copied", "rte_memcpy GB/s", "efficiency"])
+    pl.table(eff, ["frame", "vuiso lcores", "vuiso GB/s copied", "rte_memcpy GB/s", "efficiency"])
 
 
 if __name__ == "__main__":

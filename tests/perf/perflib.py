@@ -3,9 +3,13 @@ core and stopped by PID, dpdk-vuiso, qemu-storage-daemon, dpdk-testpmd,
 vuiso-bench and dpdk-telemetry.py. Every wait has a timeout; every file a
 run makes lives in one temporary directory, removed at the end.
 
-CPU placement (issue 5): dpdk-vuiso gets core 1; everything else (the
-back-end, the load generator or testpmd) runs on core 0 in both runs.
+CPU placement: dpdk-vuiso gets core 1 (one lcore, `-l 1`, unless a script
+asks for another lcore set on that core); everything else (the back-end,
+the load generator or testpmd) runs on core 0 in both runs. dpdk-vuiso
+takes hugepages (EAL --in-memory, a hugetlb region) when 256 are free or can
+be reserved; what was reserved is given back at exit.
 """
+import atexit
 import json
 import os
 import shutil
@@ -20,6 +24,38 @@ BUILD = os.environ.get("VUISO_BUILD", os.path.join(ROOT, "build"))
 VUISO = os.path.join(BUILD, "app", "dpdk-vuiso", "dpdk-vuiso")
 BENCH = os.path.join(BUILD, "app", "vuiso-bench", "vuiso-bench")
 PEER_CORE, VUISO_CORE = 0, 1
+ONE_LCORE = ["-l", str(VUISO_CORE)]
+HUGEPAGES = "/proc/sys/vm/nr_hugepages"
+
+
+def free_hugepages():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("HugePages_Free:"):
+                return int(line.split()[1])
+    return 0
+
+
+def reserve_hugepages(want):
+    """At least `want` free 2 MiB hugepages, if root can reserve them; what
+    is added is given back at exit. Returns whether they are there."""
+    free = free_hugepages()
+    if free >= want:
+        return True
+    try:
+        with open(HUGEPAGES) as f:
+            before = int(f.read())
+        with open(HUGEPAGES, "w") as f:
+            f.write(str(before + want - free))
+
+        def give_back():
+            with open(HUGEPAGES, "w") as f:
+                f.write(str(before))
+
+        atexit.register(give_back)
+    except OSError:
+        return False
+    return free_hugepages() >= want
 
 
 def die(msg):
@@ -126,11 +162,13 @@ def qsd(run, sock, backend, poll_max_ns=None):
     return p
 
 
-def vuiso(run, vdevs, guest_socks, app_args=()):
+def vuiso(run, vdevs, guest_socks, app_args=(), lcores=None):
+    """dpdk-vuiso on VUISO_CORE: `lcores` (EAL's options) or one lcore."""
     prefix = run.prefix("vuiso")
-    argv = [VUISO, "--no-huge", "-m", "512", "--no-pci", "--lcores", f"0@{VUISO_CORE},1@{VUISO_CORE}",
-            "--file-prefix", prefix, "--log-level", "lib.eal:warning",
-            "--log-level", "lib.vhost.config:warning"]
+    memory = ["--in-memory"] if reserve_hugepages(256) else ["--no-huge", "-m", "512"]
+    argv = [VUISO] + memory + ["--no-pci"] + list(lcores or ONE_LCORE) + [
+        "--file-prefix", prefix, "--log-level", "lib.eal:warning",
+        "--log-level", "lib.vhost.config:warning"]
     for v in vdevs:
         argv += ["--vdev", v]
     argv += ["--"] + list(app_args)
@@ -161,6 +199,14 @@ def telemetry(prefix, commands):
     if len(replies) != len(commands):
         die(f"dpdk-telemetry.py answered {len(replies)} of {len(commands)}: {r.stdout}{r.stderr}")
     return [next(iter(x.values())) for x in replies]
+
+
+def lcore_cycles(lcores):
+    """(busy, total) cycles of dpdk-vuiso's relay lcores (one /vuiso/lcores
+    reply), all on VUISO_CORE: busy summed, total of one."""
+    busy = sum(l["busy_cycles"] for l in lcores.values())
+    total = max(l["total_cycles"] for l in lcores.values())
+    return busy, total
 
 
 def ratio(a, b):
