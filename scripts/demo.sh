@@ -10,6 +10,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 source scripts/lib/guest.sh
+source scripts/lib/hugepages.sh
 install_deps || exit 1
 echo "== building (build/)"
 build_tree build -Dtests=true >/dev/null || { echo "build failed"; exit 1; }
@@ -26,7 +27,7 @@ cleanup() {
     done
     rm -rf "$work" "/var/run/dpdk/$prefix"
 }
-trap cleanup EXIT
+trap 'cleanup; release_hugepages' EXIT
 fail() { echo "demo: $*" >&2; exit 1; }
 wait_sock() { for _ in $(seq $(($2 * 10))); do [ -S "$1" ] && return 0; sleep 0.1; done; return 1; }
 wait_text() { for _ in $(seq $(($3 * 10))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
@@ -45,8 +46,11 @@ qemu-storage-daemon --blockdev driver=file,node-name=file0,filename="$img" \
 qsd=$!; pids+=($qsd)
 wait_sock "$work/blk.sock" 10 || fail "qemu-storage-daemon did not start: $(cat "$work/qsd.log")"
 
-echo "== dpdk-vuiso: vuiso0, isolation=bounce"
-build/app/dpdk-vuiso/dpdk-vuiso --no-huge -m 256 --no-pci -l 0,1 --file-prefix "$prefix" \
+# Hugepages for EAL and the isolated region when they can be had (given back
+# at exit); plain memory otherwise.
+if reserve_hugepages 64; then memory=(--in-memory); else memory=(--no-huge -m 256); fi
+echo "== dpdk-vuiso: vuiso0, isolation=bounce, one lcore (-l 1), ${memory[*]}"
+build/app/dpdk-vuiso/dpdk-vuiso "${memory[@]}" --no-pci -l 1 --file-prefix "$prefix" \
     --log-level lib.eal:warning \
     --vdev "vuiso0,guest=$work/guest.sock,backend=$work/blk.sock,isolation=bounce" \
     >"$work/vuiso.log" 2>&1 &
@@ -81,11 +85,13 @@ readable=no; [ "$maps" = yes ] || [ "$found" = yes ] && readable=yes
 kill "$qemu"; wait "$qemu" 2>/dev/null
 kill -TERM "$vuiso"; wait "$vuiso"; vrc=$?
 relayed=$(grep -o "relayed .*" "$work/vuiso.log" | tail -1)
+region=$(grep -o "region [0-9]* MiB [a-z]* on NUMA node [0-9a-z]*" "$work/vuiso.log" | tail -1)
 
 echo
 echo "== summary"
 echo "   path:                          guest (QEMU/TCG) -> dpdk-vuiso vuiso0 (bounce) -> qemu-storage-daemon"
 echo "   dpdk-vuiso:                    $relayed"
+echo "   isolated region:               ${region#region } (sized to the guest's ring)"
 echo "   data verified in the guest:    $ok/3 block sizes (4 KiB, 64 KiB, 1 MiB) read back identical"
 echo "   data verified in the image:    $on_disk/3 written ranges match the guest's checksums"
 echo "   host data read by the guest:   $pre_ok"

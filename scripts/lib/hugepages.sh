@@ -1,5 +1,6 @@
-# Reserves 2 MiB hugepages for a run and gives back, at exit, what it
-# added. Sourced by test.sh and demo.sh; needs root.
+# Reserves 2 MiB hugepages for a run; release_hugepages gives back what was
+# added (call it from the script's EXIT trap). Sourced by test.sh and
+# demo.sh; needs root.
 
 # reserve_hugepages N: at least N free hugepages from now on, if the
 # kernel can find them. Sets VUISO_HUGEPAGES_ADDED; returns non-zero if
@@ -14,7 +15,6 @@ reserve_hugepages() {
     if [ "$free" -lt "$want" ]; then
         echo $((total + want - free)) >$f 2>/dev/null
         VUISO_HUGEPAGES_ADDED=$(($(cat $f) - total))
-        trap release_hugepages EXIT
     fi
     free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
     [ "$free" -ge "$want" ]

@@ -193,3 +193,32 @@ TEST(HostileBackend, MalformedControlRepliesDropTheLinkWhichRecovers) {
     EXPECT_TRUE(v.proc.running());
     EXPECT_EQ(v.stop(), 0);
 }
+
+// A back-end that refuses rings above 256 entries: the guest's ring of 1024
+// gets a shadow ring of the largest size the back-end takes, and requests
+// flow (backpressure where the shadow ring is full).
+TEST(HostileBackend, RingSizeItRefusesIsHalvedUntilTaken) {
+    temp_dir dir;
+    hostile_backend be(dir.file("be.sock"));
+    be.set_max_ring(256);
+    std::string g = dir.file("guest.sock");
+    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + be.path}, {g});
+    loadgen::device_options o;
+    o.path = g;
+    o.queue_size = 1024;
+    auto dev = loadgen::virtio_device::start(o);
+    ASSERT_TRUE(dev) << dev.err().message;
+    auto b = alloc_buffers(**dev);
+    for (int i = 0; i < 20; ++i)
+        expect_good_completion(**dev, b, "request " + std::to_string(i), v);
+    auto q = telemetry(v.prefix, "/vuiso/port/queues,0");
+    EXPECT_EQ(q["q0"]["guest_ring"], 1024) << q.dump();
+    EXPECT_EQ(q["q0"]["shadow_ring"], 256) << q.dump();
+    std::string log = read_file(v.log);
+    EXPECT_NE(log.find("the back-end refuses rings of 1024 entries; trying 512"), std::string::npos)
+        << log;
+    EXPECT_NE(log.find("the back-end refuses rings of 512 entries; trying 256"), std::string::npos)
+        << log;
+    dev->reset();
+    EXPECT_EQ(v.stop(), 0);
+}

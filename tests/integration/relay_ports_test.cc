@@ -140,6 +140,30 @@ TEST(RelayPorts, OneCoreRelaysAndStopsWithinASecond) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << read_file(v.log);
 }
 
+// A device that cannot start says why, once, in the log and in
+// /vuiso/port/info — here four rings of 32768 under region-size=2M.
+TEST(RelayPorts, DeviceThatCannotStartSaysWhyOnce) {
+    temp_dir dir;
+    auto blk = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"), 4);
+    std::string g = dir.file("guest.sock");
+    auto v = vuiso_proc::start(
+        dir, {"vuiso0,guest=" + g + ",backend=" + blk.sock + ",region-size=2M"}, {g});
+    vuiso::loadgen::device_options o;
+    o.path = g;
+    o.queues = 4;
+    o.queue_size = 32768;
+    auto dev = vuiso::loadgen::virtio_device::start(o);
+    ASSERT_TRUE(dev) << dev.err().message;
+    ASSERT_TRUE(wait_for_text(v.log, "the device cannot start", 5s)) << read_file(v.log);
+    auto info = telemetry(v.prefix, "/vuiso/port/info,0");
+    std::string state = info["guest"]["state"];
+    EXPECT_EQ(state.rfind("failed: region-size 2097152 is too small for 4 rings", 0), 0u)
+        << info.dump();
+    dev->reset();
+    EXPECT_EQ(v.stop(), 0);
+    EXPECT_EQ(count(read_file(v.log), "the device cannot start"), 1u) << read_file(v.log);
+}
+
 TEST(RelayCli, HelpTellsTheDevargs) {
     auto r = run({vuiso_bin(), "--help"}, 10s);
     EXPECT_EQ(r.exit_code, 0);

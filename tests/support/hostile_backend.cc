@@ -132,13 +132,16 @@ void hostile_backend::control() {
                     continue;
                 break; // closed
             }
+            bool refused = false;
             switch (m->req()) {
             case request::get_features:
                 reply(c, message::make(m->hdr.request, (uint64_t{1} << 32) | (uint64_t{1} << 30),
                                        flag_reply));
                 break;
             case request::get_protocol_features:
-                reply(c, message::make(m->hdr.request, uint64_t{0}, flag_reply));
+                reply(c, message::make(m->hdr.request,
+                                       _max_ring ? uint64_t{1} << pf_reply_ack : uint64_t{0},
+                                       flag_reply));
                 break;
             case request::set_mem_table: {
                 _ring_ready = false;
@@ -159,9 +162,15 @@ void hostile_backend::control() {
                 }
                 break;
             }
-            case request::set_vring_num:
-                _num = static_cast<uint16_t>(m->as<vring_state>().num);
+            case request::set_vring_num: {
+                uint32_t num = m->as<vring_state>().num;
+                if (_max_ring && num > _max_ring) {
+                    refused = true;
+                    break;
+                }
+                _num = static_cast<uint16_t>(num);
                 break;
+            }
             case request::set_vring_addr: {
                 auto a = m->as<vring_addr>();
                 _desc = a.desc_user_addr;
@@ -183,6 +192,8 @@ void hostile_backend::control() {
             default:
                 break; // set_owner, set_features, base, call, err, enable: nothing to do
             }
+            if (m->hdr.flags & flag_need_reply) // REPLY_ACK: 0 done, non-zero refused
+                reply(c, message::make(m->hdr.request, uint64_t{refused}, flag_reply));
         }
         _ring_ready = false;
         _conn = -1;

@@ -51,6 +51,9 @@ class hostile_backend {
     hostile_backend& operator=(const hostile_backend&) = delete;
 
     void set_mode(backend_mode m) { _mode.store(m); }
+    // Refuses rings of more than `n` entries (SET_VRING_NUM answered with a
+    // failure ack); from then on it offers REPLY_ACK. Before connecting.
+    void set_max_ring(uint16_t n) { _max_ring.store(n); }
     // The next reply to `r` is sent with `f` (faults queue up, one per reply).
     void fault_next_reply(vhost_user::request r, reply_fault f);
     [[nodiscard]] size_t faults_left();
@@ -74,6 +77,7 @@ class hostile_backend {
 
     unique_fd _listener;
     std::atomic<backend_mode> _mode{backend_mode::good};
+    std::atomic<uint16_t> _max_ring{0}; // 0: any size, and no REPLY_ACK
     std::atomic<bool> _stop{false}, _ring_ready{false}, _device_idle{true};
     std::atomic<uint64_t> _generation{0};
     std::atomic<uint16_t> _last_avail{0};
