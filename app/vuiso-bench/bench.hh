@@ -37,6 +37,13 @@ struct net_args {
     uint32_t size = 64;            // frame bytes, without the virtio-net header
 };
 
+struct relay_args {
+    std::string dir = "tx"; // tx: readable chains (guest -> back-end); rx: writable
+    uint32_t size = 64;
+    uint16_t ring = 256;
+    uint64_t count = 0; // requests to run instead of --time (repeatable under callgrind)
+};
+
 struct copy_args {
     std::vector<uint32_t> sizes{64, 1518, 4096, 131072};
 };
@@ -62,6 +69,8 @@ struct report {
 result<report> run_blk(const common_args& c, const blk_args& a);
 result<report> run_net(const common_args& c, const net_args& a);
 std::vector<report> run_copy(const common_args& c, const copy_args& a);
+// The relay's own cycles per request on one core, peers in-process.
+result<report> run_relay(const common_args& c, const relay_args& a);
 // Cross-core costs between cores a and b (and a with itself, for scale).
 std::vector<report> run_xcore(const common_args& c, unsigned a, unsigned b);
 

@@ -2,6 +2,7 @@
 #include "bench.hh"
 #include "common/log.hh"
 #include "common/size.hh"
+#include "vring/split_ring.hh"
 
 #include <charconv>
 #include <cstdio>
@@ -14,7 +15,7 @@ using namespace vuiso::bench;
 
 namespace {
 
-constexpr const char* usage = R"(Usage: vuiso-bench blk|net|copy [options]
+constexpr const char* usage = R"(Usage: vuiso-bench blk|net|copy|xcore|relay [options]
 
 Plays the VMM toward a vhost-user back-end (its own memfd guest memory and
 split virtqueues) and measures it. Point --socket at a real back-end, or at
@@ -32,6 +33,10 @@ dpdk-vuiso's guest socket: the command line is otherwise the same.
         (testpmd io or macswap); prints Mpps and Gbit/s
   copy  --sizes A,B,... (64,1518,4096,131072): rte_memcpy on one core, the
         relay's roofline; prints copies/s and GB/s
+  relay --dir tx|rx (tx)  --size BYTES (64)  --ring N (256)  --count N (run N
+        requests instead of --time): the relay's own cycles per request on one
+        core, guest and device in-process (no peer, no cross-core cost); with
+        --count, repeatable under valgrind --tool=callgrind
   xcore --cores A,B (0,1): a cache line bounced between two cores and an
         eventfd wake-up round trip, on one core and across two: what
         putting dpdk-vuiso on its own core costs on this machine
@@ -64,12 +69,13 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     std::string_view what = argv[1];
-    if (what != "blk" && what != "net" && what != "copy" && what != "xcore")
+    if (what != "blk" && what != "net" && what != "copy" && what != "xcore" && what != "relay")
         return bad(fmt::format("unknown benchmark '{}'", what));
     common_args c;
     blk_args b;
     net_args n;
     copy_args cp;
+    relay_args rl;
     unsigned core_a = 0, core_b = 1;
     for (int i = 2; i < argc; ++i) {
         std::string_view a = argv[i];
@@ -97,11 +103,23 @@ int main(int argc, char** argv) {
             if (!v || !number(v, d) || (a == "--time" && d <= 0))
                 return bad(fmt::format("{} needs a number of seconds", a));
             (a == "--time" ? c.seconds : c.warmup) = d;
-        } else if (a == "--rw" || a == "--mode") {
+        } else if (a == "--rw" || a == "--mode" || a == "--dir") {
             const char* v = value();
             if (!v)
                 return bad(fmt::format("{} needs a value", a));
-            (a == "--rw" ? b.rw : n.mode) = v;
+            (a == "--rw" ? b.rw : a == "--mode" ? n.mode : rl.dir) = v;
+            if (a == "--dir" && rl.dir != "tx" && rl.dir != "rx")
+                return bad("--dir is tx or rx");
+        } else if (a == "--ring" || a == "--count") {
+            const char* v = value();
+            if (!v || !number(v, d) || d < 1 ||
+                (a == "--ring" && (d > 32768 || !vring::valid_size(uint32_t(d)))))
+                return bad(fmt::format("{} needs a number ({} a ring size)", a,
+                                       a == "--ring" ? "" : "not"));
+            if (a == "--ring")
+                rl.ring = uint16_t(d);
+            else
+                rl.count = uint64_t(d);
         } else if (a == "--bs" || a == "--span") {
             const char* v = value();
             if (!v || !parse_size(v, size) || size == 0 || (a == "--bs" && size > (16u << 20)))
@@ -119,7 +137,7 @@ int main(int argc, char** argv) {
             else if (a == "--queues")
                 b.queues = uint16_t(d);
             else
-                n.size = uint32_t(d);
+                n.size = rl.size = uint32_t(d);
         } else if (a == "--think") {
             const char* v = value();
             if (!v || !number(v, b.think_ms))
@@ -148,6 +166,15 @@ int main(int argc, char** argv) {
     if (what == "copy" || what == "xcore") {
         for (auto& r : what == "copy" ? run_copy(c, cp) : run_xcore(c, core_a, core_b))
             print(r, c.json);
+        return 0;
+    }
+    if (what == "relay") {
+        auto r = run_relay(c, rl);
+        if (!r) {
+            std::fprintf(stderr, "vuiso-bench: %s\n", r.err().message.c_str());
+            return 1;
+        }
+        print(*r, c.json);
         return 0;
     }
     if (c.socket.empty())

@@ -9,8 +9,9 @@
 // new list without it and waits until every lcore has passed a quiescent
 // state before any other lcore is given it, so a queue is never polled by
 // two lcores and a stopping device never races a relay pass. Each lcore
-// counts busy cycles (passes that moved something) on its own cache line,
-// and charges them to the queues that did the work.
+// counts busy cycles (passes that moved something) on its own cache line;
+// once a second they are shared among its queues by the chains each moved
+// (no clock read per queue on the fast path).
 //
 // Adaptive polling (per lcore): an lcore whose queues have all been idle for
 // `sleep_after` asks their guests to kick and their back-ends to interrupt,
@@ -95,8 +96,8 @@ class workers {
     struct queue_entry {
         placed_queue id;
         unsigned lcore = 0;
-        uint64_t sampled_busy = 0; // the queue's busy counter at the last sample()
-        uint64_t load = 0;         // its busy cycles in the last interval
+        uint64_t sampled_work = 0; // the queue's work() at the last sample()
+        uint64_t load = 0;         // its share of its lcore's busy cycles in the last interval
     };
     // What an lcore polls; replaced whole, never changed in place.
     struct queue_list {

@@ -33,16 +33,6 @@ bounce_pool::bounce_pool(uint8_t* base, uint64_t iova, uint32_t unit, uint32_t c
         push(it->first, it->second);
 }
 
-void bounce_pool::push(uint32_t block, unsigned order) noexcept {
-    _order[block] = static_cast<uint8_t>(order);
-    _free[block] = 1;
-    _prev[block] = none;
-    _next[block] = _head[order];
-    if (_head[order] != none)
-        _prev[_head[order]] = block;
-    _head[order] = block;
-}
-
 void bounce_pool::unlink(uint32_t block, unsigned order) noexcept {
     _free[block] = 0;
     if (_prev[block] != none)
@@ -70,8 +60,7 @@ uint32_t bounce_pool::split_from(unsigned want) noexcept {
     return block;
 }
 
-uint32_t bounce_pool::take(uint32_t bytes) noexcept {
-    unsigned want = order_for(bytes);
+uint32_t bounce_pool::take_slow(unsigned want) noexcept {
     if (want > _max_order)
         return none;
     uint32_t block = split_from(want);
@@ -80,11 +69,6 @@ uint32_t bounce_pool::take(uint32_t bytes) noexcept {
         block = split_from(want);
     }
     return block;
-}
-
-void bounce_pool::give(uint32_t block) noexcept {
-    _free_units += 1u << _order[block];
-    push(block, _order[block]);
 }
 
 void bounce_pool::coalesce() noexcept {

@@ -41,9 +41,23 @@ class bounce_pool {
 
     // A block of at least `bytes` (1..max_block()): its first unit, or
     // `none` if no free block is large enough.
-    uint32_t take(uint32_t bytes) noexcept;
+    uint32_t take(uint32_t bytes) noexcept {
+        unsigned want = order_for(bytes);
+        uint32_t b = want <= _max_order ? _head[want] : none;
+        if (b == none) [[unlikely]]
+            return take_slow(want);
+        _head[want] = _next[b]; // the head of its list: no predecessor
+        if (_next[b] != none)
+            _prev[_next[b]] = none;
+        _free[b] = 0;
+        _free_units -= 1u << want;
+        return b;
+    }
     // Returns a block take() gave.
-    void give(uint32_t block) noexcept;
+    void give(uint32_t block) noexcept {
+        _free_units += 1u << _order[block];
+        push(block, _order[block]);
+    }
 
     // The memory is now at `base` (a fresh copy of the region; the device
     // addresses and which blocks are taken stay).
@@ -62,8 +76,18 @@ class bounce_pool {
         uint32_t units = (bytes + _unit - 1) >> _unit_shift;
         return units <= 1 ? 0 : static_cast<unsigned>(32 - __builtin_clz(units - 1));
     }
-    void push(uint32_t block, unsigned order) noexcept;
+    void push(uint32_t block, unsigned order) noexcept {
+        _order[block] = static_cast<uint8_t>(order);
+        _free[block] = 1;
+        _prev[block] = none;
+        _next[block] = _head[order];
+        if (_head[order] != none)
+            _prev[_head[order]] = block;
+        _head[order] = block;
+    }
     void unlink(uint32_t block, unsigned order) noexcept;
+    // No free block of order `want`: split a larger one, or merge buddies.
+    uint32_t take_slow(unsigned want) noexcept;
     // The smallest free block of order `want` or more, split down to `want`.
     uint32_t split_from(unsigned want) noexcept;
     // Merges every pair of free buddies, bottom up.

@@ -152,6 +152,27 @@ queue_relay::verdict queue_relay::relay_chain(uint16_t head, uint64_t now) noexc
         _guest.put_used(head, 0);
         return verdict::returned;
     }
+    if (_walked.pieces == 1 && _walked.piece[0].len <= _pool.max_block()) [[likely]] {
+        // One piece, one block, one descriptor (a net frame, an rx buffer).
+        const vring::chain_piece& p = _walked.piece[0];
+        if (_shadow.free_descs() == 0)
+            return verdict::wait;
+        uint32_t b = _pool.take(p.len);
+        if (b == bounce_pool::none) [[unlikely]] {
+            if (_pool.available() < _pool.capacity())
+                return verdict::wait;
+            ++_c.too_large; // not even an empty pool holds it
+            _guest.put_used(head, 0);
+            return verdict::returned;
+        }
+        if (!p.writable)
+            rte_memcpy(_pool.ptr(b), p.ptr, p.len);
+        _slot[b] = shadow_slot{p.ptr, b, p.len, bounce_pool::none, p.writable};
+        vring::segment seg{_pool.iova(b), p.len, p.writable};
+        auto sh = static_cast<uint16_t>(_shadow.add_chain(std::span(&seg, 1)));
+        _chain[sh] = shadow_chain{now, b, bounce_pool::none, head, 1, false};
+        return posted(head);
+    }
     uint16_t n = 0;
     uint32_t table = bounce_pool::none;
     verdict v = take_blocks(n, table);
@@ -164,6 +185,10 @@ queue_relay::verdict queue_relay::relay_chain(uint16_t head, uint64_t now) noexc
     }
     uint16_t sh = post(n, table);
     _chain[sh] = shadow_chain{now, _stage[0].buf, table, head, n, false};
+    return posted(head);
+}
+
+queue_relay::verdict queue_relay::posted(uint16_t head) noexcept {
     _guest_busy[head] = 1;
     _guest.track(head);
     ++_c.requests;

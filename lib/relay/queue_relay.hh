@@ -48,7 +48,6 @@ struct relay_counters {
     counter resubmitted; // posted again to a new back-end after the old one was lost
     counter recovered;   // taken by a previous dpdk-vuiso, posted from the inflight region
     counter pool_in_use; // gauge, refreshed on every pass that moved something
-    counter busy_cycles; // TSC cycles of the passes that moved something (placement)
 };
 
 struct queue_setup {
@@ -134,9 +133,8 @@ class queue_relay {
     [[nodiscard]] uint16_t last_avail() const noexcept { return _guest.last_avail(); }
     [[nodiscard]] uint16_t last_used() const noexcept { return _guest.last_used(); }
     [[nodiscard]] const relay_counters& counters() const noexcept { return _c; }
-    // The lcore running the queue charges it the cycles of its busy passes.
-    void add_busy(uint64_t cycles) noexcept { _c.busy_cycles += cycles; }
-    [[nodiscard]] uint64_t busy_cycles() const noexcept { return _c.busy_cycles; }
+    // Chains moved either way so far (the placement's measure of work).
+    [[nodiscard]] uint64_t work() const noexcept { return _c.requests + _c.completions; }
     [[nodiscard]] const vring::driver_counters& shadow_counters() const noexcept {
         return _shadow.counters();
     }
@@ -162,6 +160,8 @@ class queue_relay {
     // Posts the staged chain of `n` pieces on the shadow ring; returns its
     // head. Readable bytes are copied from the guest first.
     uint16_t post(uint16_t n, uint32_t table) noexcept;
+    // Books guest chain `head` (just posted) as in flight.
+    verdict posted(uint16_t head) noexcept;
 
     // What a bounce block stands for, filed under the block (private: the
     // back-end cannot reach it).
