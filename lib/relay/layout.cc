@@ -43,9 +43,16 @@ result<region_layout> plan_region(std::span<const uint16_t> shadow_sizes, uint32
     region_layout l;
     if (shadow_sizes.empty())
         return make_error(EINVAL, "no ring to lay out");
+    // One unit per entry; a ring and its pool take at least min_ring_bytes.
     std::vector<uint32_t> units;
-    for (uint16_t s : shadow_sizes)
-        units.push_back(std::max<uint32_t>(s, static_cast<uint32_t>(min_pool_bytes / buf_size)));
+    for (uint16_t s : shadow_sizes) {
+        region_layout one;
+        uint16_t size[] = {s};
+        std::vector<uint32_t> none{0};
+        size_t ring = align_up(lay_out(one, size, none, buf_size), page);
+        size_t floor = ring < min_ring_bytes ? (min_ring_bytes - ring) / buf_size : 0;
+        units.push_back(std::max<uint32_t>(s, static_cast<uint32_t>(floor)));
+    }
     size_t want = lay_out(l, shadow_sizes, units, buf_size);
     if (want > max_bytes) {
         std::vector<uint32_t> none(shadow_sizes.size(), 0);

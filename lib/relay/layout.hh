@@ -1,10 +1,11 @@
 // layout: how a bounce port's isolated region is cut, sized to what the
 // guest set up. Each ring gets a shadow ring of its size (desc table,
 // avail, used) and bounce memory of one buf-size unit per shadow entry —
-// each entry can hold one buffer in flight — but at least 2 MiB, so that
-// the largest single request a driver makes fits whole (Linux: virtio-blk
-// max_sectors 1280 KiB, virtio-fs 1 MiB, virtio-net 64 KiB); a request the
-// pool can never hold is returned unserved. `region-size` is the ceiling:
+// each entry can hold one buffer in flight — but the ring and its pool take
+// at least 2 MiB (a hugepage), so that the largest single request a driver
+// makes fits whole (Linux: virtio-blk max_sectors 1280 KiB, virtio-fs 1 MiB,
+// virtio-net 64 KiB); a request the pool can never hold is returned
+// unserved. `region-size` is the ceiling:
 // above it the pools shrink, each in proportion to its ring. The total is a
 // multiple of 2 MiB (hugepages; SPDK rounds every region to 2 MiB too).
 #pragma once
@@ -31,7 +32,7 @@ struct region_layout {
 };
 
 inline constexpr size_t region_granule = size_t{2} << 20;
-inline constexpr size_t min_pool_bytes = size_t{2} << 20;
+inline constexpr size_t min_ring_bytes = size_t{2} << 20;
 
 // Fails if even the rings and one request's worth of bounce memory per
 // ring do not fit under `max_bytes`.

@@ -66,8 +66,8 @@ TEST(Telemetry, CountersEqualTheTrafficAndSurviveAReconnect) {
     EXPECT_TRUE(bf & (uint64_t{1} << virtio::f_indirect_desc))
         << "qemu-storage-daemon takes indirect tables: the shadow side uses them";
     EXPECT_EQ(info["queues"], 1);
-    // One ring of 256: its shadow ring and 2 MiB of bounce memory, in 2 MiB granules.
-    EXPECT_EQ(info["region"]["size"], 4u << 20) << info.dump();
+    // One ring of 256: its shadow ring and bounce memory fill one 2 MiB hugepage.
+    EXPECT_EQ(info["region"]["size"], 2u << 20) << info.dump();
     EXPECT_EQ(info["region"]["numa_node"], "0") << info.dump();
     EXPECT_TRUE(info["region"]["backing"] == "memfd" || info["region"]["backing"] == "hugetlb");
     EXPECT_GT(info["region"]["pool_buffers"], 0u);
