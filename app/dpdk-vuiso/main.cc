@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
         log->info("{} relay lcores (the main lcore {} among them); the control plane runs on "
                   "control threads",
                   (*w)->lcores(), rte_get_main_lcore());
-        drivers::service_options so{std::move(opts->ports), opts->stats_period, stop_signals};
+        drivers::service_options so{std::move(opts->ports), opts->stats_period, stop_signals,
+                                    opts->config_path, opts->ctl_socket};
         auto s = drivers::service::launch(std::move(so), **w);
         if (!s) {
             log->error("{}", s.err().message);

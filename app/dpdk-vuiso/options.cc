@@ -1,20 +1,20 @@
 #include "options.hh"
 
 #include "common/log.hh"
+#include "drivers/vuiso/config.hh"
 
 #include <charconv>
 #include <cstdio>
 #include <fmt/format.h>
-#include <set>
 #include <string_view>
 
 namespace vuiso::app {
 
 void print_usage(const char* prog) {
     std::printf(
-        "usage: %s [EAL options] --vdev 'vuiso0,guest=PATH,backend=PATH[,...]' [--vdev ...]\n"
-        "          [-- [--log-level LEVEL] [--log-file PATH] [--stats-period N] [--idle-ms N] "
-        "[--help]]\n"
+        "usage: %s [EAL options] [--vdev 'vuiso0,guest=PATH,backend=PATH[,...]' ...]\n"
+        "          [-- [--config FILE] [--ctl-socket PATH] [--log-level LEVEL] [--log-file PATH]\n"
+        "              [--stats-period N] [--idle-ms N] [--help]]\n"
         "\n"
         "Relays vhost-user devices between a VMM (guest=) and a real back-end (backend=),\n"
         "so that the back-end sees only an isolated region of bounce buffers, never guest "
@@ -29,6 +29,10 @@ void print_usage(const char* prog) {
         "  region-size            the most the isolated region may take (bounce; default 64M):\n"
         "                         it is sized to the guest's rings when the device starts\n"
         "  buf-size               the bounce memory's unit (power of two; default 4K)\n"
+        "  socket-owner, socket-group, socket-mode\n"
+        "                         owner, group and octal mode of the sockets the port creates\n"
+        "                         (guest and back-end sockets in server mode), e.g. for\n"
+        "                         libvirt's QEMU (libvirt-qemu)\n"
         "\n"
         "lcores: every EAL lcore relays, the main one too (-l 1: one core for the sidecar;\n"
         "-l 2-5: four relay lcores). Each queue goes to the least loaded lcore when its\n"
@@ -36,7 +40,17 @@ void print_usage(const char* prog) {
         "control plane runs on control threads outside the lcores. Use --file-prefix per\n"
         "instance; hugepages back EAL and the isolated regions (--no-huge: plain memory).\n"
         "\n"
+        "Ports can also come from a JSON file (--config) and be added and deleted at run time\n"
+        "through the control socket (vuiso-ctl port-add, port-del, port-list, save-config);\n"
+        "no port at start is valid.\n"
+        "\n"
         "application options (after --):\n"
+        "  --config FILE          ports from FILE: {\"ports\": [{\"name\": \"vuiso0\", \"guest\": "
+        "...}]}\n"
+        "                         (the devarg keys); save-config writes it back\n"
+        "  --ctl-socket PATH      the control socket (JSON-RPC 2.0, mode 0600); default\n"
+        "                         vuiso.sock in the EAL runtime directory\n"
+        "                         (/var/run/dpdk/<file-prefix>/vuiso.sock)\n"
         "  --log-level LEVEL      trace, debug, info (default), warn, error, off\n"
         "  --log-file PATH        append log lines (ours and DPDK's) to PATH instead of stderr\n"
         "  --stats-period N       print a per-port table on stdout every N seconds (1..3600)\n"
@@ -110,22 +124,23 @@ result<options> parse_options(int argc, char** argv) {
             VUISO_TRY(take_number(a, 1, 3600, o.stats_period));
         } else if (a == "--idle-ms") {
             VUISO_TRY(take_number(a, 0, 60000, o.idle_ms));
+        } else if (a == "--config" || a == "--ctl-socket") {
+            if (i + 1 >= argc || !*argv[i + 1])
+                return make_error(EINVAL, fmt::format("{} needs a path", a));
+            (a == "--config" ? o.config_path : o.ctl_socket) = argv[++i];
         } else {
             return make_error(EINVAL, fmt::format("unknown option '{}' (see --help)", a));
         }
     }
     if (o.help)
         return o;
-    if (o.ports.empty())
-        return make_error(EINVAL, "no port: add --vdev 'vuiso0,guest=PATH,backend=PATH'");
-    std::set<std::string> names, paths;
-    for (const auto& p : o.ports) {
-        if (!names.insert(p.name).second)
-            return make_error(EINVAL, fmt::format("{}: port name given twice", p.name));
-        if (!paths.insert(p.guest_path).second || !paths.insert(p.backend_path).second)
-            return make_error(EINVAL,
-                              fmt::format("{}: a socket path is used by two ports", p.name));
+    if (!o.config_path.empty()) {
+        auto file = drivers::load_config(o.config_path);
+        if (!file)
+            return std::move(file).err();
+        o.ports.insert(o.ports.end(), file->begin(), file->end());
     }
+    VUISO_TRY(drivers::check_distinct(o.ports));
     return o;
 }
 

@@ -12,8 +12,10 @@
 namespace vuiso::app {
 
 struct options {
-    std::vector<std::string> eal_args; // argv[0] first, ports removed
-    std::vector<drivers::port_config> ports;
+    std::vector<std::string> eal_args;       // argv[0] first, ports removed
+    std::vector<drivers::port_config> ports; // --vdev, then --config
+    std::string config_path;                 // --config FILE
+    std::string ctl_socket;                  // --ctl-socket PATH ("": the EAL runtime dir's)
     std::string log_level = "info";
     std::string log_file;      // empty: stderr
     unsigned stats_period = 0; // seconds between stats tables; 0: none

@@ -4,15 +4,21 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <fmt/format.h>
+#include <grp.h>
 #include <memory>
+#include <pwd.h>
 #include <rte_kvargs.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace vuiso::drivers {
 namespace {
 
 constexpr std::array known_keys{"guest",        "backend",     "isolation", "guest-mode",
-                                "backend-mode", "region-size", "buf-size"};
+                                "backend-mode", "region-size", "buf-size",  "socket-owner",
+                                "socket-group", "socket-mode"};
 
 error bad(std::string_view port, std::string_view key, std::string_view what) {
     return make_error(EINVAL, fmt::format("{}: devarg '{}': {}", port, key, what));
@@ -31,7 +37,8 @@ bool is_port_vdev(std::string_view vdev) noexcept {
 std::string_view devargs_help() noexcept {
     return "guest=PATH backend=PATH [isolation=bounce|passthrough] "
            "[guest-mode=server|client] [backend-mode=client|server] "
-           "[region-size=SIZE (64M)] [buf-size=SIZE (4K)]";
+           "[region-size=SIZE (64M)] [buf-size=SIZE (4K)] [socket-owner=USER] "
+           "[socket-group=GROUP] [socket-mode=OCTAL]";
 }
 
 result<port_config> parse_port(std::string_view vdev) {
@@ -87,6 +94,28 @@ result<port_config> parse_port(std::string_view vdev) {
             if (!parse_size(val, size) || size < (uint64_t{2} << 20) || size > (uint64_t{64} << 30))
                 return bad(c.name, key, fmt::format("'{}' is not a size from 2M to 64G", val));
             c.region_size = size;
+        } else if (key == "socket-owner") {
+            passwd pw{}, *found = nullptr;
+            std::array<char, 4096> buf{};
+            if (getpwnam_r(std::string(val).c_str(), &pw, buf.data(), buf.size(), &found) != 0 ||
+                !found)
+                return bad(c.name, key, fmt::format("no user '{}'", val));
+            c.sockets.owner = val;
+            c.sockets.uid = pw.pw_uid;
+        } else if (key == "socket-group") {
+            group gr{}, *found = nullptr;
+            std::array<char, 4096> buf{};
+            if (getgrnam_r(std::string(val).c_str(), &gr, buf.data(), buf.size(), &found) != 0 ||
+                !found)
+                return bad(c.name, key, fmt::format("no group '{}'", val));
+            c.sockets.group = val;
+            c.sockets.gid = gr.gr_gid;
+        } else if (key == "socket-mode") {
+            unsigned m = 0;
+            auto [end, ec] = std::from_chars(val.data(), val.data() + val.size(), m, 8);
+            if (ec != std::errc() || end != val.data() + val.size() || m > 0777)
+                return bad(c.name, key, fmt::format("'{}' is not an octal mode like 0660", val));
+            c.sockets.mode = static_cast<int>(m);
         } else if (key == "buf-size") {
             if (!parse_size(val, size) || size < 256 || size > (1u << 20) || (size & (size - 1)))
                 return bad(c.name, key,
@@ -100,7 +129,61 @@ result<port_config> parse_port(std::string_view vdev) {
         return bad(c.name, "backend", "is required (the real back-end's socket)");
     if (c.guest_path == c.backend_path)
         return bad(c.name, "backend", "must differ from guest");
+    for (const std::string* p : {&c.guest_path, &c.backend_path})
+        if (p->find(',') != std::string::npos)
+            return bad(c.name, p == &c.guest_path ? "guest" : "backend",
+                       "a path with a comma cannot be written as a devarg");
     return c;
+}
+
+namespace {
+
+std::string size_text(uint64_t v) {
+    if (v % (uint64_t{1} << 30) == 0)
+        return fmt::format("{}G", v >> 30);
+    if (v % (uint64_t{1} << 20) == 0)
+        return fmt::format("{}M", v >> 20);
+    if (v % 1024 == 0)
+        return fmt::format("{}K", v >> 10);
+    return std::to_string(v);
+}
+
+} // namespace
+
+std::vector<std::pair<std::string, std::string>> devarg_pairs(const port_config& c) {
+    std::vector<std::pair<std::string, std::string>> kv{
+        {"guest", c.guest_path},
+        {"backend", c.backend_path},
+        {"isolation", std::string(relay::to_string(c.mode))},
+        {"guest-mode", c.guest_client ? "client" : "server"},
+        {"backend-mode", c.backend_mode == vhost_user::link_mode::server ? "server" : "client"},
+        {"region-size", size_text(c.region_size)},
+        {"buf-size", size_text(c.buf_size)},
+    };
+    if (!c.sockets.owner.empty())
+        kv.emplace_back("socket-owner", c.sockets.owner);
+    if (!c.sockets.group.empty())
+        kv.emplace_back("socket-group", c.sockets.group);
+    if (c.sockets.mode >= 0)
+        kv.emplace_back("socket-mode", fmt::format("0{:o}", c.sockets.mode));
+    return kv;
+}
+
+std::string to_devargs(const port_config& c) {
+    std::string out = c.name;
+    for (auto& [k, v] : devarg_pairs(c))
+        out += fmt::format(",{}={}", k, v);
+    return out;
+}
+
+result<void> apply_socket_access(const std::string& path, const socket_access& a) {
+    if ((a.uid != uid_t(-1) || a.gid != gid_t(-1)) && ::chown(path.c_str(), a.uid, a.gid) != 0)
+        return make_error(errno, fmt::format("chown {} to {}:{}: {}", path, a.owner, a.group,
+                                             std::strerror(errno)));
+    if (a.mode >= 0 && ::chmod(path.c_str(), static_cast<mode_t>(a.mode)) != 0)
+        return make_error(errno,
+                          fmt::format("chmod {:o} {}: {}", a.mode, path, std::strerror(errno)));
+    return success();
 }
 
 } // namespace vuiso::drivers

@@ -32,30 +32,34 @@ double micros(uint64_t cycles) {
 
 } // namespace
 
-monitor::monitor(std::vector<port*> ports, workers& w, unsigned stats_period)
-    : _ports(std::move(ports)), _workers(w), _period(stats_period), _log(log::get("monitor")),
-      _last_tick(std::chrono::steady_clock::now()), _last_table(_last_tick),
-      _at_tick(_ports.size()), _at_table(_ports.size()) {
+monitor::monitor(workers& w, unsigned stats_period)
+    : _workers(w), _period(stats_period), _log(log::get("monitor")),
+      _last_tick(std::chrono::steady_clock::now()), _last_table(_last_tick) {
 }
 
 monitor::~monitor() = default;
 
-void monitor::tick() {
+void monitor::tick(const std::vector<port*>& ports) {
     auto now = std::chrono::steady_clock::now();
     double since_tick = std::chrono::duration<double>(now - _last_tick).count();
     _last_tick = now;
     _workers.sample();
-    std::vector<relay::queue_stats> stats;
-    for (size_t i = 0; i < _ports.size(); ++i) {
-        stats.push_back(_ports[i]->stats());
-        report_faults(*_ports[i], stats.back(), _at_tick[i], since_tick);
-        _at_tick[i] = stats.back();
+    std::map<uint64_t, relay::queue_stats> at_tick, at_table;
+    _now.clear();
+    for (port* p : ports) {
+        uint64_t id = p->serial();
+        auto& s = _now[id] = p->stats();
+        report_faults(*p, s, _at_tick[id], since_tick); // a new port: from zero
+        at_tick[id] = s;
+        at_table[id] = _at_table[id];
     }
+    _at_tick = std::move(at_tick); // ports gone are forgotten
+    _at_table = std::move(at_table);
     if (_period &&
         now - _last_table >= std::chrono::seconds(_period) - std::chrono::milliseconds(100)) {
-        print_table(stats, std::chrono::duration<double>(now - _last_table).count());
+        print_table(ports, std::chrono::duration<double>(now - _last_table).count());
         _last_table = now;
-        _at_table = stats;
+        _at_table = _now;
     }
 }
 
@@ -84,22 +88,22 @@ void monitor::report_faults(port& p, const relay::queue_stats& now,
     }
 }
 
-void monitor::print_table(const std::vector<relay::queue_stats>& now, double seconds) {
+void monitor::print_table(const std::vector<port*>& ports, double seconds) {
     std::string out =
         fmt::format("---- dpdk-vuiso ports, last {:.1f} s "
                     "----------------------------------------------------------------\n"
                     "{:<8} {:<10} {:<10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>9}\n",
                     seconds, "port", "guest", "back-end", "req/s", "MB/s in", "MB/s out",
                     "inflight", "p50 us", "p99 us", "rejected", "backpres");
-    for (size_t i = 0; i < _ports.size(); ++i) {
-        const auto& n = now[i];
-        const auto& b = _at_table[i];
-        auto info = _ports[i]->info();
+    for (port* p : ports) {
+        const auto& n = _now[p->serial()];
+        const auto& b = _at_table[p->serial()];
+        auto info = p->info();
         auto lat = delta(n.latency, b.latency);
         out += fmt::format(
             "{:<8} {:<10} {:<10} {:>10.0f} {:>10.2f} {:>10.2f} {:>8} {:>8.1f} {:>8.1f} {:>9} "
             "{:>9}\n",
-            _ports[i]->config().name, info.guest_state, info.backend_state,
+            p->config().name, info.guest_state.substr(0, 10), info.backend_state,
             double(delta(n, b, metric::requests)) / seconds,
             double(delta(n, b, metric::bytes_to_backend)) / seconds / 1e6,
             double(delta(n, b, metric::bytes_to_guest)) / seconds / 1e6, n[metric::in_flight],

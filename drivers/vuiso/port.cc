@@ -5,6 +5,7 @@
 #include "drivers/vuiso/guest_side.hh"
 #include "drivers/vuiso/inflight.hh"
 #include "drivers/vuiso/vhost_msg.hh"
+#include "vhost_user/channel.hh"
 #include "vhost_user/protocol.hh"
 #include "virtio/features.hh"
 
@@ -29,11 +30,17 @@ struct config_head {
 };
 constexpr uint32_t max_config = 256; // VHOST_USER_MAX_CONFIG_SIZE
 constexpr uint32_t max_vrings = 256; // rte_vhost's VHOST_MAX_VRING: its virtqueue array
+std::atomic<uint64_t> next_serial{1};
 
 } // namespace
 
 port::port(port_config cfg, workers& w)
-    : _cfg(std::move(cfg)), _workers(w), _log(log::get(_cfg.name)) {
+    : _cfg(std::move(cfg)), _serial(next_serial++), _workers(w), _log(log::get(_cfg.name)) {
+}
+
+bool port::guest_open() {
+    std::lock_guard g(_mu);
+    return _guest_open;
 }
 
 port::~port() {
@@ -48,6 +55,17 @@ result<void> port::start() {
                         "units of {} B",
                         _cfg.region_size >> 20,
                         rte_eal_has_hugepages() ? "hugetlb" : "memfd (--no-huge)", _cfg.buf_size);
+    if (_cfg.backend_mode == vhost_user::link_mode::server) {
+        // One listening socket for the port's life: a back-end that
+        // reconnects (OVS restarted) finds it there at once.
+        auto l = vhost_user::listen_unix(_cfg.backend_path);
+        if (!l)
+            return make_error(l.err().code, fmt::format("{}: back-end socket {}: {}", _cfg.name,
+                                                        _cfg.backend_path, l.err().message));
+        _backend_listener = std::move(*l);
+        if (auto r = apply_socket_access(_cfg.backend_path, _cfg.sockets); !r)
+            return make_error(r.err().code, fmt::format("{}: {}", _cfg.name, r.err().message));
+    }
     _log->info("guest {} ({}), back-end {} ({}), isolation {}, region {}", _cfg.guest_path,
                _cfg.guest_client ? "client" : "server", _cfg.backend_path,
                _cfg.backend_mode == vhost_user::link_mode::client ? "client" : "server",
@@ -94,6 +112,11 @@ void port::stop() {
     std::lock_guard g(_mu);
     if (_link)
         _link->disconnect();
+    _link.reset();
+    if (_backend_listener) {
+        _backend_listener.reset();
+        ::unlink(_cfg.backend_path.c_str());
+    }
 }
 
 namespace {
@@ -112,6 +135,7 @@ bool hung_up(int fd, std::chrono::milliseconds timeout) {
 // reconnected the same way, and a running device moved over to it.
 void port::link_thread() {
     auto backoff = 100ms;
+    auto last_warn = std::chrono::steady_clock::time_point{};
     std::unique_lock lk(_mu);
     unique_fd watch;
     while (!_stopping) {
@@ -157,11 +181,17 @@ void port::link_thread() {
                 continue;
             _log->error("{}", g.err().message);
             _link.reset();
-        } else {
+        } else if (_cfg.backend_mode == vhost_user::link_mode::client) {
             _log->warn("back-end {} not ready: {}; retrying in {} ms", _cfg.backend_path,
                        r.err().message, backoff.count());
+        } else if (auto now = std::chrono::steady_clock::now(); now - last_warn > 5s) {
+            last_warn = now; // server mode: each wait is short (stop stays quick), logs are not
+            _log->warn("back-end {} not ready: {}; still listening", _cfg.backend_path,
+                       r.err().message);
         }
-        _wake.wait_for(lk, backoff, [this] { return _stopping; });
+        // In server mode the wait for the back-end to connect was the pause.
+        if (_cfg.backend_mode == vhost_user::link_mode::client)
+            _wake.wait_for(lk, backoff, [this] { return _stopping; });
         backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
     }
 }
@@ -170,9 +200,11 @@ result<port::backend_link> port::connect_backend() const {
     vhost_user::frontend_options o;
     o.path = _cfg.backend_path;
     o.mode = _cfg.backend_mode;
-    // Server mode: wait briefly for the back-end, then let the loop log and retry.
-    o.connect_timeout = _cfg.backend_mode == vhost_user::link_mode::server ? 1000ms : 0ms;
+    // Server mode: wait briefly for the back-end (the socket keeps listening
+    // between waits), then let the loop check for a stop and wait again.
+    o.connect_timeout = _cfg.backend_mode == vhost_user::link_mode::server ? 500ms : 0ms;
     o.name = _cfg.name + ".backend";
+    o.listen_fd = _backend_listener.get();
     auto link = vhost_user::frontend::open(o);
     if (!link)
         return std::move(link).err();
@@ -208,6 +240,10 @@ result<void> port::open_guest_socket() {
     s.protocol_features = relay::guest_protocol_offer(_link->acked_protocol_features(), _cfg.mode);
     VUISO_TRY(drivers::open_guest_socket(*this, s));
     _guest_open = true;
+    if (!_cfg.guest_client) {
+        if (auto r = apply_socket_access(_cfg.guest_path, _cfg.sockets); !r)
+            _log->error("{}", r.err().message); // the VMM may not reach it: say so
+    }
     _log->info("guest socket {} open ({}), isolation {}, offering features {:#x}", _cfg.guest_path,
                _cfg.guest_client ? "client" : "server", to_string(_cfg.mode), s.features);
     return success();

@@ -48,6 +48,11 @@ class port {
     void stop();
 
     [[nodiscard]] const port_config& config() const noexcept { return _cfg; }
+    // Unique to this port object in the process (a port deleted and added
+    // again under its name is another port).
+    [[nodiscard]] uint64_t serial() const noexcept { return _serial; }
+    // Its guest socket is open (after the back-end was negotiated with).
+    [[nodiscard]] bool guest_open();
 
     // rte_vhost glue (guest_side.cc) calls these with _mu not held.
     int on_new_device(int vid);
@@ -148,6 +153,7 @@ class port {
     void stop_backend_rings();
 
     port_config _cfg;
+    uint64_t _serial;
     workers& _workers;
     std::shared_ptr<spdlog::logger> _log;
 
@@ -158,6 +164,7 @@ class port {
     bool _guest_open = false;
 
     std::unique_ptr<vhost_user::frontend> _link;
+    unique_fd _backend_listener; // backend-mode=server: listening for the port's whole life
     uint64_t _backend_features = 0;
     uint32_t _backend_queues = 1;
     uint16_t _backend_max_ring = 32768;    // the largest ring size it took or did not refuse

@@ -1,6 +1,7 @@
 #include "drivers/vuiso/telemetry.hh"
 
 #include "drivers/vuiso/port.hh"
+#include "drivers/vuiso/service.hh"
 #include "drivers/vuiso/workers.hh"
 
 #include <charconv>
@@ -17,7 +18,7 @@ namespace {
 // What the callbacks (on DPDK's telemetry thread) answer from.
 struct attachment {
     std::mutex mu;
-    std::vector<port*> ports;
+    service* svc = nullptr;
     workers* lcores = nullptr;
 };
 
@@ -89,9 +90,13 @@ void stats(dict& d, const relay::queue_stats& s, bool all_reasons) {
     latency(d, s.latency);
 }
 
+// A port's id: the number in its name (vuiso3: 3).
+std::string_view id_of(const port& p) {
+    return std::string_view(p.config().name).substr(5);
+}
+
 // Finds the port a command's parameter names; replies with an error if none.
-port* find_port(const char* params, dict& reply) {
-    auto& a = attached();
+port* find_port(const std::vector<port*>& ports, const char* params, dict& reply) {
     std::string_view p = params ? params : "";
     while (!p.empty() && p.front() == ' ')
         p.remove_prefix(1);
@@ -102,21 +107,20 @@ port* find_port(const char* params, dict& reply) {
                            "/vuiso/port/stats,vuiso0 (see /vuiso/ports)");
         return nullptr;
     }
-    size_t id = 0;
-    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), id);
-    bool numeric = ec == std::errc() && end == p.data() + p.size();
-    for (size_t i = 0; i < a.ports.size(); ++i)
-        if (numeric ? i == id : a.ports[i]->config().name == p)
-            return a.ports[i];
+    for (port* q : ports)
+        if (id_of(*q) == p || q->config().name == p)
+            return q;
     std::string known;
-    for (size_t i = 0; i < a.ports.size(); ++i)
-        known += fmt::format("{}{} ({})", i ? ", " : "", i, a.ports[i]->config().name);
+    for (port* q : ports)
+        known += fmt::format("{}{} ({})", known.empty() ? "" : ", ", id_of(*q), q->config().name);
     reply.str("error", fmt::format("no port '{}'; ports: {}", p, known.empty() ? "none" : known));
     return nullptr;
 }
 
 // Every command holds the attachment's lock: telemetry_detach() waits for
-// a reply in progress, and after it the ports are not touched.
+// a reply in progress, and after it the ports are not touched. The ports
+// are the service's of the moment, under its lock (a port deleted at run
+// time is taken out of the service before it is destroyed).
 template <typename Fn> int with_ports(rte_tel_data* d, Fn&& fn) {
     auto& a = attached();
     std::lock_guard g(a.mu);
@@ -125,23 +129,26 @@ template <typename Fn> int with_ports(rte_tel_data* d, Fn&& fn) {
         reply.str("error", "dpdk-vuiso is stopping");
         return 0;
     }
-    fn(reply);
+    a.svc->visit([&](const std::vector<port*>& ports) { fn(reply, ports); });
     return 0;
 }
 
 // The same, for a command about the one port its parameter names.
 template <typename Fn> int with_port(const char* params, rte_tel_data* d, Fn&& fn) {
-    return with_ports(d, [&](dict& r) {
-        if (port* p = find_port(params, r))
+    return with_ports(d, [&](dict& r, const std::vector<port*>& ports) {
+        if (port* p = find_port(ports, params, r))
             fn(*p, r);
     });
 }
 
 int cmd_ports(const char*, const char*, rte_tel_data* d) {
-    return with_ports(d, [](dict& r) {
-        auto& a = attached();
-        for (size_t i = 0; i < a.ports.size(); ++i)
-            r.u64(a.ports[i]->config().name.c_str(), i);
+    return with_ports(d, [](dict& r, const std::vector<port*>& ports) {
+        for (port* p : ports) {
+            uint64_t id = 0;
+            auto n = id_of(*p);
+            std::from_chars(n.data(), n.data() + n.size(), id);
+            r.u64(p->config().name.c_str(), id);
+        }
     });
 }
 
@@ -201,7 +208,7 @@ int cmd_queues(const char*, const char* params, rte_tel_data* d) {
 }
 
 int cmd_lcores(const char*, const char*, rte_tel_data* d) {
-    return with_ports(d, [](dict& r) {
+    return with_ports(d, [](dict& r, const std::vector<port*>&) {
         for (auto& l : attached().lcores->info()) {
             dict ld;
             rte_tel_data* qs = rte_tel_data_alloc();
@@ -224,11 +231,13 @@ int cmd_lcores(const char*, const char*, rte_tel_data* d) {
 
 } // namespace
 
-void telemetry_attach(std::vector<port*> ports, workers& w) {
+void telemetry_attach(service& s, workers& w) {
     static std::once_flag registered;
     std::call_once(registered, [] {
-        rte_telemetry_register_cmd("/vuiso/ports", cmd_ports,
-                                   "Ports of dpdk-vuiso: name -> id. Takes no parameters");
+        rte_telemetry_register_cmd(
+            "/vuiso/ports", cmd_ports,
+            "Ports of dpdk-vuiso: name -> id (the number in the name). Takes no "
+            "parameters");
         rte_telemetry_register_cmd("/vuiso/port/info", cmd_info,
                                    "Sockets, modes, connection state and features of each side, "
                                    "region and pool. Parameter: port id or name");
@@ -245,14 +254,14 @@ void telemetry_attach(std::vector<port*> ports, workers& w) {
     });
     auto& a = attached();
     std::lock_guard g(a.mu);
-    a.ports = std::move(ports);
+    a.svc = &s;
     a.lcores = &w;
 }
 
 void telemetry_detach() {
     auto& a = attached();
     std::lock_guard g(a.mu);
-    a.ports.clear();
+    a.svc = nullptr;
     a.lcores = nullptr;
 }
 

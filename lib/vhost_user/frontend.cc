@@ -13,7 +13,8 @@ namespace vuiso::vhost_user {
 
 struct frontend::state {
     channel chan;
-    unique_fd listener; // server mode only
+    unique_fd listener;     // server mode only
+    bool owns_path = false; // we made the socket file: remove it at the end
     std::shared_ptr<spdlog::logger> log = log::get("link");
 
     // Sends `msg` and, when `reply` or `ack`, receives and validates the answer.
@@ -60,17 +61,22 @@ frontend::frontend(frontend_options opts) : _opts(std::move(opts)), _st(new stat
 }
 
 frontend::~frontend() {
-    if (_st && _st->listener)
+    if (_st && _st->owns_path)
         ::unlink(_opts.path.c_str());
 }
 
 result<std::unique_ptr<frontend>> frontend::open(frontend_options opts) {
     std::unique_ptr<frontend> f(new frontend(std::move(opts)));
-    if (f->_opts.mode == link_mode::server) {
+    if (f->_opts.mode == link_mode::server && f->_opts.listen_fd >= 0) {
+        f->_st->listener.reset(::fcntl(f->_opts.listen_fd, F_DUPFD_CLOEXEC, 0));
+        if (!f->_st->listener)
+            return make_error(errno, "dup of the listening socket failed");
+    } else if (f->_opts.mode == link_mode::server) {
         auto l = listen_unix(f->_opts.path);
         if (!l)
             return std::move(l).err();
         f->_st->listener = std::move(*l);
+        f->_st->owns_path = true;
     }
     VUISO_TRY(f->establish());
     return f;

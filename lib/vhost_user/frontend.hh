@@ -35,6 +35,10 @@ struct frontend_options {
     std::chrono::milliseconds connect_timeout{0};
     std::chrono::milliseconds reply_timeout{2000};
     std::string name = "link"; // prefix of every log line, e.g. "vuiso0"
+    // Server mode: a socket already listening on `path`, kept by the caller
+    // (across connections, so a back-end that reconnects finds it there);
+    // -1: the front-end listens itself and removes the socket file when done.
+    int listen_fd = -1;
 };
 
 // One memory region to share, with the fd that backs it (borrowed).

@@ -5,7 +5,8 @@ VUISO_PACKAGES=(
     meson ninja-build pkg-config g++ python3
     libdpdk-dev dpdk dpdk-dev          # DPDK 22.11, dpdk-testpmd, dpdk-telemetry.py
     libspdlog-dev libfmt-dev libnuma-dev libgtest-dev
-    nlohmann-json3-dev                 # tests: parses dpdk-telemetry.py replies
+    nlohmann-json3-dev                 # the control socket, config files; tests
+    libsystemd-dev                     # sd_notify (the unit is Type=notify)
     qemu-system-x86 qemu-utils         # qemu-storage-daemon, qemu-system-x86_64
     clang-format clang libclang-rt-14-dev   # lint; libFuzzer targets (tests/fuzz)
     cpio                               # packs the test guest's initramfs

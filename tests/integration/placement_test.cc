@@ -5,6 +5,7 @@
 // when the first device stops, the second's queues spread out again. Each
 // placement is read back from /vuiso/lcores and /vuiso/port/queues.
 #include "support/blk_traffic.hh"
+#include "support/control_client.hh"
 #include "support/peers.hh"
 #include "support/relay_peers.hh"
 #include "support/telemetry_client.hh"
@@ -100,11 +101,6 @@ std::string numa_maps_line(pid_t pid, const std::string& name) {
     size_t start = maps.rfind('\n', at);
     return maps.substr(start == std::string::npos ? 0 : start + 1,
                        maps.find('\n', at) - (start == std::string::npos ? 0 : start + 1));
-}
-
-uint64_t free_hugepages() {
-    std::string m = read_file("/proc/meminfo");
-    return std::stoull(m.substr(m.find("HugePages_Free:") + 15));
 }
 
 } // namespace

@@ -111,12 +111,6 @@ TEST(RelayCli, BadDevargsNameTheKey) {
     }
 }
 
-TEST(RelayCli, NoPortIsAUsageError) {
-    auto r = run({vuiso_bin(), "--no-huge"}, 10s);
-    EXPECT_EQ(r.exit_code, 2) << r.err;
-    EXPECT_NE(r.err.find("no port"), std::string::npos) << r.err;
-}
-
 // One core for the sidecar (-l 1): the main lcore relays; SIGTERM stops
 // everything within a second.
 TEST(RelayPorts, OneCoreRelaysAndStopsWithinASecond) {
@@ -167,8 +161,10 @@ TEST(RelayPorts, DeviceThatCannotStartSaysWhyOnce) {
 TEST(RelayCli, HelpTellsTheDevargs) {
     auto r = run({vuiso_bin(), "--help"}, 10s);
     EXPECT_EQ(r.exit_code, 0);
-    for (const char* k : {"guest=", "backend=", "isolation=", "guest-mode", "backend-mode",
-                          "region-size", "buf-size", "--log-level"})
+    for (const char* k :
+         {"guest=", "backend=", "isolation=", "guest-mode", "backend-mode", "region-size",
+          "buf-size", "socket-owner", "socket-group", "socket-mode", "--config", "--ctl-socket",
+          "--log-level", "--stats-period", "--idle-ms", "every EAL lcore relays"})
         EXPECT_NE(r.out.find(k), std::string::npos) << k;
 }
 

@@ -51,7 +51,9 @@ vuiso_proc vuiso_proc::start(const temp_dir& dir, const std::vector<std::string>
     argv.push_back("--");
     argv.insert(argv.end(), o.app_args.begin(), o.app_args.end());
     v.proc = process::spawn(argv, v.log);
-    for (const auto& s : guest_socks)
+    std::vector<std::string> socks = guest_socks;
+    socks.push_back("/var/run/dpdk/" + v.prefix + "/vuiso.sock"); // the control socket
+    for (const auto& s : socks)
         if (!wait_for_path(s, 20s) || !v.proc.running())
             throw std::runtime_error("dpdk-vuiso did not open " + s + "; log:\n" +
                                      read_file(v.log));
