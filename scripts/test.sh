@@ -32,7 +32,7 @@ done
 # Hugepages are the tested default: EAL (--in-memory) and every isolated
 # region take theirs from here (a few tests run --no-huge). Given back at exit.
 trap release_hugepages EXIT
-reserve_hugepages 512 || { echo "cannot reserve 512 hugepages"; echo "0 passed, 1 failed"; exit 1; }
+reserve_hugepages 768 || { echo "cannot reserve 768 hugepages"; echo "0 passed, 1 failed"; exit 1; }
 
 # Integration tests are marked non-parallel in meson: each runs alone.
 echo "== running unit, lint and integration suites (build/)"

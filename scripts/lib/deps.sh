@@ -10,6 +10,8 @@ VUISO_PACKAGES=(
     qemu-system-x86 qemu-utils         # qemu-storage-daemon, qemu-system-x86_64
     clang-format clang libclang-rt-14-dev   # lint; libFuzzer targets (tests/fuzz)
     cpio                               # packs the test guest's initramfs
+    openvswitch-switch-dpdk            # tests: dpdk-vuiso as an OVS-DPDK sidecar
+    systemd                            # tests: systemd-analyze verify of the unit
 )
 
 install_deps() {
@@ -26,7 +28,16 @@ install_deps() {
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq || return 1
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
+    # Packages with system services (openvswitch-switch) must not start
+    # them: the tests run their own daemons, the system's are left alone.
+    local policy=/usr/sbin/policy-rc.d own_policy=0
+    if [ ! -e $policy ]; then
+        printf '#!/bin/sh\nexit 101\n' >$policy && chmod +x $policy && own_policy=1
+    fi
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    local rc=$?
+    [ $own_policy = 1 ] && rm -f $policy
+    return $rc
 }
 
 # Configures (or reconfigures) and builds the tree in $1 with extra meson args.

@@ -112,7 +112,8 @@ testpmd_peer testpmd_peer::start(const temp_dir& dir, const std::string& sock,
         ::unlink(sock.c_str());
     std::string vdev = "net_vhost0,iface=" + sock + ",queues=" + std::to_string(o.queues) +
                        (o.client ? ",client=1" : "");
-    testpmd_peer t = launch(dir, "testpmd", vdev, fwd, {}, {.queues = o.queues});
+    testpmd_peer t =
+        launch(dir, o.name.empty() ? "testpmd" : o.name, vdev, fwd, {}, {.queues = o.queues});
     t.sock = sock;
     // In client mode there is no socket of its own to wait for.
     bool up = o.client ? wait_for_text(t.log, "packet forwarding - ports=", 20s)
@@ -130,7 +131,8 @@ testpmd_peer testpmd_peer::start_guest(const temp_dir& dir, const std::string& s
     std::string vdev = "net_virtio_user0,path=" + sock + ",queues=" + std::to_string(o.queues) +
                        (o.queue_size ? ",queue_size=" + std::to_string(o.queue_size) : "") +
                        (o.packed ? ",packed_vq=1" : "");
-    testpmd_peer t = launch(dir, "testpmd-guest", vdev, fwd, {"--main-lcore", "1"}, o);
+    testpmd_peer t =
+        launch(dir, o.name.empty() ? "testpmd-guest" : o.name, vdev, fwd, {"--main-lcore", "1"}, o);
     t.sock = sock;
     if (!wait_for_text(t.log, "packet forwarding - ports=", 20s) || !t.proc.running())
         throw std::runtime_error("dpdk-testpmd (virtio_user) did not come up on " + sock +
@@ -155,6 +157,93 @@ testpmd_peer::~testpmd_peer() {
 void remove_dpdk_runtime(const std::string& prefix) {
     std::error_code ec;
     std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);
+}
+
+} // namespace vuiso::testing
+
+namespace vuiso::testing {
+
+std::vector<std::string> ovs_peer::env() const {
+    return {"env",
+            "OVS_RUNDIR=" + dir,
+            "OVS_LOGDIR=" + dir,
+            "OVS_DBDIR=" + dir,
+            "OVS_SYSCONFDIR=" + dir,
+            "OVS_PKGDATADIR=/usr/share/openvswitch"};
+}
+
+ovs_peer ovs_peer::start(const temp_dir& d) {
+    ovs_peer o;
+    o.dir = d.file("ovs");
+    o.prefix = dpdk_prefix("ovs");
+    o.netns = o.prefix;
+    std::filesystem::create_directory(o.dir);
+    if (auto n = run({"ip", "netns", "add", o.netns}, 10s); n.exit_code != 0)
+        throw std::runtime_error("ip netns add failed: " + n.err);
+    auto r = run(
+        {"ovsdb-tool", "create", o.dir + "/conf.db", "/usr/share/openvswitch/vswitch.ovsschema"},
+        10s);
+    if (r.exit_code != 0)
+        throw std::runtime_error("ovsdb-tool create failed: " + r.err);
+    auto argv = o.env();
+    argv.insert(argv.end(),
+                {"ovsdb-server", o.dir + "/conf.db", "--remote=punix:" + o.dir + "/db.sock",
+                 "--pidfile=" + o.dir + "/ovsdb.pid", "--unixctl=" + o.dir + "/ovsdb.ctl",
+                 "--log-file=" + o.dir + "/ovsdb.log"});
+    o.db = process::spawn(argv, o.dir + "/ovsdb.out");
+    if (!wait_for_path(o.dir + "/db.sock", 10s))
+        throw std::runtime_error("ovsdb-server did not start: " + read_file(o.dir + "/ovsdb.out"));
+    o.vsctl({"--no-wait", "init"});
+    o.vsctl({"--no-wait", "set", "Open_vSwitch", ".", "other_config:dpdk-init=true",
+             "other_config:dpdk-extra=--no-pci --file-prefix " + o.prefix,
+             "other_config:dpdk-lcore-mask=0x1", "other_config:pmd-cpu-mask=0x1",
+             "other_config:dpdk-socket-mem=256", "other_config:per-port-memory=true"});
+    o.start_vswitchd();
+    return o;
+}
+
+void ovs_peer::start_vswitchd() {
+    std::string log = dir + "/vswitchd.log";
+    size_t before = count(read_file(log), "DPDK Enabled - initialized");
+    std::vector<std::string> argv{"ip", "netns", "exec", netns}; // execs: the same PID
+    auto e = env();
+    argv.insert(argv.end(), e.begin(), e.end());
+    argv.insert(argv.end(), {"/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk",
+                             "unix:" + dir + "/db.sock", "--pidfile=" + dir + "/vswitchd.pid",
+                             "--unixctl=" + dir + "/vswitchd.ctl", "--log-file=" + log});
+    vswitchd = process::spawn(argv, dir + "/vswitchd.out");
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (count(read_file(log), "DPDK Enabled - initialized") == before) {
+        if (std::chrono::steady_clock::now() > deadline || !vswitchd.running())
+            throw std::runtime_error("ovs-vswitchd-dpdk did not initialise DPDK; log:\n" +
+                                     read_file(log) + read_file(dir + "/vswitchd.out"));
+        std::this_thread::sleep_for(50ms);
+    }
+}
+
+std::string ovs_peer::vsctl(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = env();
+    argv.insert(argv.end(), {"ovs-vsctl", "--timeout=20", "--db=unix:" + dir + "/db.sock"});
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run(argv, 30s);
+    if (r.exit_code != 0)
+        throw std::runtime_error("ovs-vsctl failed: " + r.err);
+    return r.out;
+}
+
+void ovs_peer::crash_and_restart() {
+    vswitchd.kill9();
+    remove_dpdk_runtime(prefix);
+    start_vswitchd();
+}
+
+ovs_peer::~ovs_peer() {
+    if (prefix.empty())
+        return;
+    vswitchd.stop();
+    db.stop();
+    remove_dpdk_runtime(prefix);
+    run({"ip", "netns", "del", netns}, 10s);
 }
 
 } // namespace vuiso::testing

@@ -43,6 +43,7 @@ struct testpmd_options {
     unsigned queues = 1;     // queue pairs (rxq = txq)
     unsigned queue_size = 0; // virtio_user's ring size (0: its default, 256)
     bool packed = false;     // virtio_user packed_vq=1
+    std::string name;        // its log file and prefix ("": testpmd, testpmd-guest)
 };
 
 struct testpmd_peer {
@@ -77,5 +78,34 @@ void remove_dpdk_runtime(const std::string& prefix);
 std::string dpdk_prefix(const std::string& what);
 
 bool wait_for_path(const std::string& path, std::chrono::milliseconds timeout);
+
+} // namespace vuiso::testing
+
+namespace vuiso::testing {
+
+// Debian's OVS-DPDK (openvswitch-switch-dpdk) run privately: an ovsdb-server
+// and ovs-vswitchd-dpdk of our own, every file in `dir` (OVS_RUNDIR and
+// friends point there; the system service is not touched), ovs-vswitchd in
+// a network namespace of its own (the netdev datapath makes tap devices
+// with fixed names), DPDK on core 0 with a file prefix of its own. A netdev
+// bridge br0 is made by the caller through vsctl().
+struct ovs_peer {
+    process db, vswitchd;
+    std::string dir, prefix, netns;
+    static ovs_peer start(const temp_dir& d);
+    // ovs-vsctl against our database; throws if it fails.
+    std::string vsctl(const std::vector<std::string>& args);
+    // kill -9 of ovs-vswitchd, then a new one on the same database: it
+    // makes the bridge and its ports again from it.
+    void crash_and_restart();
+    ovs_peer() = default;
+    ovs_peer(ovs_peer&&) = default;
+    ovs_peer& operator=(ovs_peer&&) = default;
+    ~ovs_peer();
+
+  private:
+    void start_vswitchd();
+    std::vector<std::string> env() const;
+};
 
 } // namespace vuiso::testing
