@@ -176,7 +176,7 @@ void port::link_thread() {
                 backend_back();
                 continue;
             }
-            auto g = open_guest_socket();
+            auto g = open_guest_socket(lk);
             if (g)
                 continue;
             _log->error("{}", g.err().message);
@@ -232,13 +232,18 @@ result<port::backend_link> port::connect_backend() const {
     return backend_link{std::move(*link), *f, queues};
 }
 
-result<void> port::open_guest_socket() {
+result<void> port::open_guest_socket(std::unique_lock<std::mutex>& lk) {
     guest_socket s;
     s.path = _cfg.guest_path;
     s.client = _cfg.guest_client;
     s.features = *relay::guest_offer(_backend_features, _cfg.mode);
     s.protocol_features = relay::guest_protocol_offer(_link->acked_protocol_features(), _cfg.mode);
-    VUISO_TRY(drivers::open_guest_socket(*this, s));
+    // Unlocked: in client mode rte_vhost may connect at once and call our
+    // new_connection (which takes the lock) from this very thread.
+    lk.unlock();
+    auto opened = drivers::open_guest_socket(*this, s);
+    lk.lock();
+    VUISO_TRY(std::move(opened));
     _guest_open = true;
     if (!_cfg.guest_client) {
         if (auto r = apply_socket_access(_cfg.guest_path, _cfg.sockets); !r)

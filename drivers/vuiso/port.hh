@@ -131,7 +131,8 @@ class port {
         uint32_t queues = 1;
     };
     result<backend_link> connect_backend() const;
-    result<void> open_guest_socket();
+    // Called with `lk` (on _mu) held; releases it around rte_vhost's start.
+    result<void> open_guest_socket(std::unique_lock<std::mutex>& lk);
     result<void> start_device(int vid);
     // Starts the device, or records and (once per reason) logs why not.
     void try_start(int vid);

@@ -11,6 +11,7 @@ VUISO_PACKAGES=(
     clang-format clang libclang-rt-14-dev   # lint; libFuzzer targets (tests/fuzz)
     cpio                               # packs the test guest's initramfs
     openvswitch-switch-dpdk            # tests: dpdk-vuiso as an OVS-DPDK sidecar
+    libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils  # tests: libvirt
     systemd                            # tests: systemd-analyze verify of the unit
 )
 
