@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The main job on an embedded default (as root on Debian 12): a Linux guest
-# under QEMU/TCG uses a vhost-user-blk disk served by qemu-storage-daemon,
-# with dpdk-vuiso between them in isolation mode `bounce`. The guest writes
-# and reads back random data with O_DIRECT (4 KiB, 64 KiB, 1 MiB blocks)
-# and reads data the host wrote before boot; then the back-end's memory is
-# searched for a secret held in guest RAM. Prints a summary; every process
-# is stopped by PID; ends by itself in well under 2 minutes.
+# The main job on an embedded default (as root on Debian 12): one dpdk-vuiso
+# serves two guests. A Linux guest under QEMU/TCG uses a vhost-user-blk disk
+# served by qemu-storage-daemon through port vuiso0 (bounce): it writes and
+# reads back random data with O_DIRECT (4 KiB, 64 KiB, 1 MiB blocks) and
+# reads data the host wrote before boot; the back-end's memory is searched
+# for a secret held in guest RAM. Then port vuiso1 is added at run time
+# with vuiso-ctl and a net guest (testpmd virtio_user) loops frames through
+# it to testpmd net_vhost (macswap); telemetry is asked for both ports.
+# Prints a summary; every process is stopped by PID; ends by itself in well
+# under 2 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
@@ -25,9 +28,10 @@ cleanup() {
         for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$p" 2>/dev/null
     done
-    rm -rf "$work" "/var/run/dpdk/$prefix"
+    rm -rf "$work" "/var/run/dpdk/$prefix" "/var/run/dpdk/$prefix-net" "/var/run/dpdk/$prefix-guest"
 }
 trap 'cleanup; release_hugepages' EXIT
+ctl() { build/app/vuiso-ctl/vuiso-ctl -f "$prefix" "$@"; }
 fail() { echo "demo: $*" >&2; exit 1; }
 wait_sock() { for _ in $(seq $(($2 * 10))); do [ -S "$1" ] && return 0; sleep 0.1; done; return 1; }
 wait_text() { for _ in $(seq $(($3 * 10))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
@@ -83,20 +87,56 @@ found=no; python3 scripts/lib/scan_memory.py "$qsd" "$secret" && found=yes
 readable=no; [ "$maps" = yes ] || [ "$found" = yes ] && readable=yes
 
 kill "$qemu"; wait "$qemu" 2>/dev/null
+
+echo "== testpmd net_vhost (macswap) as the net back-end; vuiso1 added at run time"
+stdbuf -oL dpdk-testpmd -l 0,1 --no-huge -m 256 --no-pci --file-prefix "$prefix-net" \
+    --vdev "net_vhost0,iface=$work/net.sock,queues=1" -- --stats-period 1 --nb-cores 1 \
+    --total-num-mbufs=4096 --forward-mode=macswap >"$work/net.log" 2>&1 &
+pids+=($!)
+wait_sock "$work/net.sock" 20 || fail "testpmd did not start: $(tail -5 "$work/net.log")"
+ctl port-add "vuiso1,guest=$work/net-guest.sock,backend=$work/net.sock" | sed 's/^/   vuiso-ctl: /' ||
+    fail "vuiso-ctl port-add failed"
+wait_sock "$work/net-guest.sock" 20 || fail "vuiso1's guest socket did not open"
+ctl port-list | sed 's/^/   vuiso-ctl: /'
+echo "== net guest: testpmd virtio_user, frames looped through vuiso1 for 3 s"
+stdbuf -oL dpdk-testpmd -l 0,1 --main-lcore 1 --no-huge -m 256 --no-pci --file-prefix "$prefix-guest" \
+    --vdev "net_virtio_user0,path=$work/net-guest.sock,queues=1" -- --stats-period 1 --nb-cores 1 \
+    --total-num-mbufs=4096 --forward-mode=io --tx-first >"$work/net-guest.log" 2>&1 &
+netguest=$!; pids+=($netguest)
+sleep 4
+kill "$netguest"; wait "$netguest" 2>/dev/null
+net_rx=$(grep -o "RX-packets: *[0-9]*" "$work/net-guest.log" | tail -1 | grep -o "[0-9]*$")
+net_tx=$(grep -o "TX-packets: *[0-9]*" "$work/net-guest.log" | tail -1 | grep -o "[0-9]*$")
+echo "== telemetry (dpdk-telemetry.py -f $prefix)"
+printf '/vuiso/ports\n/vuiso/port/stats,1\n' | dpdk-telemetry.py -f "$prefix" 2>/dev/null |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    l = l.strip()
+    if not l.startswith("{"): continue
+    (k, v), = json.loads(l).items()
+    if k == "/vuiso/ports": print("   /vuiso/ports:", v)
+    else: print("   /vuiso/port/stats,1: requests %d, completions %d, bytes %d to the back-end, %d to the guest, latency p50 %s us" % (v["requests"], v["completions"], v["bytes_to_backend"], v["bytes_to_guest"], v["latency"]["p50_us"]))'
+
 kill -TERM "$vuiso"; wait "$vuiso"; vrc=$?
-relayed=$(grep -o "relayed .*" "$work/vuiso.log" | tail -1)
-region=$(grep -o "region [0-9]* MiB [a-z]* on NUMA node [0-9a-z]*" "$work/vuiso.log" | tail -1)
+relayed=$(grep -o "vuiso0: relayed .*" "$work/vuiso.log" | tail -1)
+relayed1=$(grep -o "vuiso1: relayed .*" "$work/vuiso.log" | tail -1)
+region=$(grep "vuiso0: device started" "$work/vuiso.log" |
+    grep -o "region [0-9]* MiB [a-z]* on NUMA node [0-9a-z]*" | tail -1)
 
 echo
 echo "== summary"
-echo "   path:                          guest (QEMU/TCG) -> dpdk-vuiso vuiso0 (bounce) -> qemu-storage-daemon"
+echo "   blk path:                      guest (QEMU/TCG) -> dpdk-vuiso vuiso0 (bounce) -> qemu-storage-daemon"
+echo "   net path (added at run time):  guest (testpmd virtio_user) -> dpdk-vuiso vuiso1 (bounce) -> testpmd (macswap)"
 echo "   dpdk-vuiso:                    $relayed"
-echo "   isolated region:               ${region#region } (sized to the guest's ring)"
+echo "                                  $relayed1"
+echo "   vuiso0's isolated region:      ${region#region } (sized to the guest's ring)"
 echo "   data verified in the guest:    $ok/3 block sizes (4 KiB, 64 KiB, 1 MiB) read back identical"
 echo "   data verified in the image:    $on_disk/3 written ranges match the guest's checksums"
 echo "   host data read by the guest:   $pre_ok"
 echo "   back-end maps guest memory fd: $maps"
 echo "   guest secret in back-end RAM:  $found"
 echo "   back-end can read guest RAM:   $readable"
+echo "   net guest frames:              ${net_tx:-0} sent, ${net_rx:-0} came back"
 echo "   dpdk-vuiso exit on SIGTERM:    $vrc"
-[ "$ok" = 3 ] && [ "$on_disk" = 3 ] && [ "$pre_ok" = yes ] && [ "$readable" = no ] && [ "$vrc" = 0 ]
+[ "$ok" = 3 ] && [ "$on_disk" = 3 ] && [ "$pre_ok" = yes ] && [ "$readable" = no ] && [ "$vrc" = 0 ] &&
+    [ "${net_rx:-0}" -gt 0 ]
