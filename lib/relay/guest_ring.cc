@@ -30,6 +30,8 @@ void guest_ring::put_used(uint16_t head, uint32_t len) noexcept {
     auto* e = reinterpret_cast<vring::used_elem*>(_used + 2) + (_used_idx & (_size - 1));
     e->id = head;
     e->len = len;
+    if (_log) [[unlikely]]
+        log_used(4 + 8 * uint32_t(_used_idx & (_size - 1)), 8);
     ++_used_idx;
     if (_inflight) [[unlikely]]
         retire(head);
@@ -54,6 +56,7 @@ void guest_ring::untrack(uint16_t head) noexcept {
 void guest_ring::retire(uint16_t head) noexcept {
     __atomic_store_n(&_inflight->last_batch_head, head, __ATOMIC_RELAXED);
     __atomic_store_n(&_used[1], _used_idx, __ATOMIC_RELEASE);
+    log_used(2, 2);
     _published = _used_idx;
     __atomic_store_n(&_inflight->desc()[head].inflight, uint8_t{0}, __ATOMIC_RELEASE);
     __atomic_store_n(&_inflight->used_idx, _used_idx, __ATOMIC_RELEASE);
@@ -64,6 +67,7 @@ guest_ring::notify guest_ring::publish_used() noexcept {
         return notify::nothing_new;
     if (_used_idx != _published) {
         __atomic_store_n(&_used[1], _used_idx, __ATOMIC_RELEASE);
+        log_used(2, 2);
         _published = _used_idx;
     }
     // The guest's wish must be read after the index it will compare with.
@@ -83,6 +87,7 @@ void guest_ring::suppress_kicks() noexcept {
     // Without EVENT_IDX the flag says it; with it the guest compares against
     // avail_event, which we leave behind so it is crossed once per 64 Ki.
     __atomic_store_n(&_used[0], vring::used_f_no_notify, __ATOMIC_RELAXED);
+    log_used(0, 2);
 }
 
 } // namespace vuiso::relay
@@ -90,9 +95,12 @@ void guest_ring::suppress_kicks() noexcept {
 namespace vuiso::relay {
 
 bool guest_ring::enable_kicks() noexcept {
-    if (_event_idx)
+    if (_event_idx) {
         __atomic_store_n(&_used[2 + 4 * _size], _last_avail, __ATOMIC_RELAXED); // avail_event
+        log_used(4 + 8 * uint32_t(_size), 2);
+    }
     __atomic_store_n(&_used[0], uint16_t{0}, __ATOMIC_RELAXED);
+    log_used(0, 2);
     // The guest reads our wish after writing its index; we read its index
     // after writing our wish: one of us sees the other.
     __atomic_thread_fence(__ATOMIC_SEQ_CST);

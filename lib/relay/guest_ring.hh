@@ -6,6 +6,7 @@
 // Fast path: noexcept, no allocation, no syscall.
 #pragma once
 
+#include "vring/dirty_log.hh"
 #include "vring/inflight.hh"
 #include "vring/split_ring.hh"
 
@@ -61,6 +62,16 @@ class guest_ring {
     enum class notify : uint8_t { nothing_new, interrupt, suppressed };
     notify publish_used() noexcept;
 
+    // Live migration: every write to the used ring is marked in `log` at
+    // `used_gpa` (the VMM's log_guest_addr) when `log_used` (the ring's
+    // VHOST_VRING_F_LOG); nullptr: no logging. Control plane, queue paused.
+    void set_log(vring::dirty_log* log, uint64_t used_gpa, bool log_used) noexcept {
+        _log = log_used ? log : nullptr;
+        _used_gpa = used_gpa;
+    }
+    // Writes the log could not mark (beyond its end).
+    [[nodiscard]] uint64_t log_misses() const noexcept { return _log_misses; }
+
     // While we poll, the guest need not kick.
     void suppress_kicks() noexcept;
     // Before the lcore sleeps: the guest kicks at its next avail entry.
@@ -70,6 +81,11 @@ class guest_ring {
   private:
     void mark(uint16_t head) noexcept;
     void retire(uint16_t head) noexcept;
+    // Marks used-ring bytes [off, off + len) dirty (live migration).
+    void log_used(uint32_t off, uint32_t len) noexcept {
+        if (_log && !_log->mark(_used_gpa + off, len)) [[unlikely]]
+            ++_log_misses;
+    }
 
     vring::desc* _desc;
     uint16_t* _avail;
@@ -82,6 +98,9 @@ class guest_ring {
     uint16_t _signalled; // used index at the last interrupt decision
     vring::inflight_split* _inflight;
     uint64_t _inflight_counter;
+    vring::dirty_log* _log = nullptr;
+    uint64_t _used_gpa = 0;
+    uint64_t _log_misses = 0;
 };
 
 } // namespace vuiso::relay

@@ -17,9 +17,9 @@ constexpr uint64_t bounce_guest_transport =
     bit(virtio::f_version_1) | bit(virtio::f_indirect_desc) | bit(virtio::f_event_idx);
 
 // Transport bits passed through in passthrough mode (the back-end runs the
-// guest's rings itself). Packed rings, IN_ORDER, NOTIFICATION_DATA, the
-// IOMMU and dirty logging stay off: the port's control plane does not
-// relay what they need (IOTLB, log base, packed ring state).
+// guest's rings itself). Packed rings, IN_ORDER, NOTIFICATION_DATA and the
+// IOMMU stay off: the port's control plane does not relay what they need
+// (IOTLB, packed ring state). Dirty logging is relayed (guest_offer).
 constexpr uint64_t passthrough_transport = bounce_guest_transport;
 
 } // namespace
@@ -32,9 +32,14 @@ result<uint64_t> guest_offer(uint64_t backend_offered, isolation mode) {
     if (!(backend_offered & bit(virtio::f_version_1)))
         return make_error(ENOTSUP, "back-end does not offer VERSION_1 (legacy devices are not "
                                    "supported)");
+    // Dirty logging: in bounce mode we are the only writer of guest RAM and
+    // log every write ourselves, whatever the back-end does; in passthrough
+    // the back-end writes, so only if it logs.
+    uint64_t log = mode == isolation::bounce ? bit(virtio::f_log_all)
+                                             : (backend_offered & bit(virtio::f_log_all));
     uint64_t transport = mode == isolation::bounce ? bounce_guest_transport
                                                    : (backend_offered & passthrough_transport);
-    return (backend_offered & device_bits) | transport | bit(vhost_user::f_protocol_features);
+    return (backend_offered & device_bits) | transport | log | bit(vhost_user::f_protocol_features);
 }
 
 uint64_t shadow_features(uint64_t guest_acked, uint64_t backend_offered, isolation mode) {
@@ -42,14 +47,14 @@ uint64_t shadow_features(uint64_t guest_acked, uint64_t backend_offered, isolati
     if (mode == isolation::bounce) // our own shadow rings: what the back-end takes of ours
         f |= bit(virtio::f_version_1) |
              (backend_offered & (bit(virtio::f_event_idx) | bit(virtio::f_indirect_desc)));
-    else
-        f |= guest_acked & passthrough_transport;
+    else // the back-end writes guest RAM: it logs (LOG_ALL never goes to a bounce back-end)
+        f |= guest_acked & (passthrough_transport | bit(virtio::f_log_all));
     return (f | bit(vhost_user::f_protocol_features)) & backend_offered;
 }
 
 uint64_t backend_protocol_wanted() noexcept {
     using namespace vhost_user;
-    return bit(pf_mq) | bit(pf_reply_ack) | bit(pf_config) | bit(pf_status);
+    return bit(pf_mq) | bit(pf_reply_ack) | bit(pf_config) | bit(pf_status) | bit(pf_log_shmfd);
 }
 
 uint64_t guest_protocol_offer(uint64_t backend_acked, isolation mode) noexcept {
@@ -57,7 +62,8 @@ uint64_t guest_protocol_offer(uint64_t backend_acked, isolation mode) noexcept {
     // REPLY_ACK, STATUS and INFLIGHT_SHMFD are rte_vhost's own business on
     // the guest side (the last needs our relay to keep the region).
     return bit(pf_reply_ack) | bit(pf_status) |
-           (mode == isolation::bounce ? bit(pf_inflight_shmfd) : 0) |
+           (mode == isolation::bounce ? bit(pf_inflight_shmfd) | bit(pf_log_shmfd)
+                                      : backend_acked & bit(pf_log_shmfd)) |
            (backend_acked & (bit(pf_mq) | bit(pf_config)));
 }
 

@@ -68,6 +68,8 @@ unsigned queue_relay::complete(uint64_t now) noexcept {
             if (s.writable && left && !ch.abandoned) {
                 uint32_t c = std::min(left, s.len);
                 rte_memcpy(s.guest, _pool.ptr(s.buf), c);
+                if (_log && !_log->mark(s.gpa, c)) [[unlikely]]
+                    ++_c.log_misses;
                 left -= c;
             }
             _pool.give(s.buf);
@@ -167,7 +169,7 @@ queue_relay::verdict queue_relay::relay_chain(uint16_t head, uint64_t now) noexc
         }
         if (!p.writable)
             rte_memcpy(_pool.ptr(b), p.ptr, p.len);
-        _slot[b] = shadow_slot{p.ptr, b, p.len, bounce_pool::none, p.writable};
+        _slot[b] = shadow_slot{p.ptr, p.gpa, b, p.len, bounce_pool::none, p.writable};
         vring::segment seg{_pool.iova(b), p.len, p.writable};
         auto sh = static_cast<uint16_t>(_shadow.add_chain(std::span(&seg, 1)));
         _chain[sh] = shadow_chain{now, b, bounce_pool::none, head, 1, false};
@@ -207,7 +209,7 @@ queue_relay::verdict queue_relay::take_blocks(uint16_t& n, uint32_t& table) noex
                 return verdict::returned;
             uint32_t len = std::min(max, p.len - off);
             _stage[n++] =
-                shadow_slot{p.ptr + off, bounce_pool::none, len, bounce_pool::none, p.writable};
+                shadow_slot{p.ptr + off, p.gpa + off, bounce_pool::none, len, bounce_pool::none, p.writable};
             units += _pool.units_for(len);
         }
     }
@@ -313,8 +315,30 @@ unsigned queue_relay::resubmit(uint64_t now) {
     return static_cast<unsigned>(in_flight.size());
 }
 
+unsigned queue_relay::return_empty_in_flight() noexcept {
+    unsigned back = 0;
+    for (uint16_t i = 0; i < _shadow.size(); ++i) {
+        shadow_chain& ch = _chain[i];
+        if (!ch.blocks || ch.abandoned)
+            continue;
+        bool readable = false;
+        for (uint32_t k = 0, b = ch.first; k < ch.blocks; ++k, b = _slot[b].next)
+            readable |= !_slot[b].writable;
+        if (readable)
+            continue; // a request: it is abandoned below, not answered
+        _guest_busy[ch.guest_head] = 0;
+        _guest.put_used(ch.guest_head, 0);
+        ch.abandoned = true; // its blocks come back with the back-end's entry, or never
+        ++back;
+    }
+    _c.abandoned += back;
+    finish(back);
+    return back;
+}
+
 void queue_relay::abandon_in_flight() noexcept {
-    _c.abandoned += _shadow.in_flight();
+    for (uint16_t i = 0; i < _shadow.size(); ++i)
+        _c.abandoned += _chain[i].blocks && !_chain[i].abandoned;
     for (uint16_t i = 0; i < _shadow.size(); ++i) {
         // Unmarked: the VMM will learn this ring's state from us (GET_VRING_BASE), and a
         // marked head would be counted again by the next start's inflight recovery.
@@ -363,6 +387,7 @@ queue_stats queue_relay::stats() const noexcept {
     s[metric::guest_irqs_suppressed] = _c.guest_irqs_suppressed;
     s[metric::pool_buffers] = _pool.capacity();
     s[metric::pool_in_use] = _c.pool_in_use;
+    s[metric::dirty_log_misses] = _c.log_misses + _guest.log_misses();
     s.latency = _latency.snapshot();
     return s;
 }

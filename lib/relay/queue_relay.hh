@@ -21,6 +21,7 @@
 #include "relay/guest_ring.hh"
 #include "relay/queue_stats.hh"
 #include "vring/chain_walker.hh"
+#include "vring/dirty_log.hh"
 #include "vring/split_driver.hh"
 
 #include <array>
@@ -48,6 +49,7 @@ struct relay_counters {
     counter resubmitted; // posted again to a new back-end after the old one was lost
     counter recovered;   // taken by a previous dpdk-vuiso, posted from the inflight region
     counter pool_in_use; // gauge, refreshed on every pass that moved something
+    counter log_misses;  // copy-backs a dirty log could not mark (beyond its end)
 };
 
 struct queue_setup {
@@ -121,6 +123,19 @@ class queue_relay {
     // Forget the guest side of what is in flight: later completions free
     // their buffers but write nothing to the guest (its memory is going away).
     void abandon_in_flight() noexcept;
+    // At a stop the guest stays for (not a disconnect): chains in flight
+    // that carry nothing from the guest (rx buffers a net back-end holds
+    // until packets come) go back to it empty (len 0), so its ring is whole
+    // for whoever resumes it (a restart, a migration's destination); the
+    // rest is abandoned. Returns how many went back.
+    unsigned return_empty_in_flight() noexcept;
+    // Live migration: copied-back bytes are marked in `log` (nullptr: off)
+    // and, if `log_used`, used-ring writes at `used_gpa`. Control plane,
+    // with the queue off its lcore.
+    void set_log(vring::dirty_log* log, uint64_t used_gpa, bool log_used) noexcept {
+        _log = log;
+        _guest.set_log(log, used_gpa, log_used);
+    }
     void set_memory(const vring::guest_memory* m) noexcept { _mem = m; }
 
     [[nodiscard]] uint16_t in_flight() const noexcept { return _shadow.in_flight(); }
@@ -167,6 +182,7 @@ class queue_relay {
     // back-end cannot reach it).
     struct shadow_slot {
         uint8_t* guest; // the guest bytes it stands for
+        uint64_t gpa;   // and their guest physical address (for a dirty log)
         uint32_t buf;   // bounce block (its first unit)
         uint32_t len;   // bytes in it
         uint32_t next;  // next block of the chain (bounce_pool::none: last)
@@ -192,6 +208,7 @@ class queue_relay {
     latency_histogram _latency;
 
     bool _indirect;
+    vring::dirty_log* _log = nullptr;        // live migration: marks copy-backs
     uint16_t _max_pieces;                    // of one shadow chain
     std::unique_ptr<shadow_slot[]> _slot;    // per bounce unit (a block's first)
     std::unique_ptr<shadow_chain[]> _chain;  // per shadow head

@@ -52,6 +52,8 @@ std::string_view name_of(metric s) noexcept {
         return "pool_buffers";
     case metric::pool_in_use:
         return "pool_in_use";
+    case metric::dirty_log_misses:
+        return "dirty_log_misses";
     case metric::count_:
         break;
     }

@@ -366,6 +366,15 @@ result<void> frontend::set_inflight_fd(int fd, uint64_t mmap_size, uint64_t mmap
     return send_set(message::make(code(request::set_inflight_fd), a), &fd, 1);
 }
 
+result<void> frontend::set_log_base(int fd, uint64_t mmap_size, uint64_t mmap_offset) {
+    VUISO_TRY(require(pf_log_shmfd, request::set_log_base));
+    auto r = _st->call(_opts, message::make(code(request::set_log_base), log_area{mmap_size, mmap_offset}),
+                       true, false, &fd, 1);
+    if (!r)
+        return std::move(r).err();
+    return success();
+}
+
 result<void> frontend::set_status(uint8_t status) {
     VUISO_TRY(require(pf_status, request::set_status));
     return send_set(message::make(code(request::set_status), uint64_t{status}));

@@ -113,6 +113,9 @@ class frontend {
     result<inflight_shm> get_inflight_fd(uint16_t num_queues, uint16_t queue_size);
     result<void> set_inflight_fd(int fd, uint64_t mmap_size, uint64_t mmap_offset,
                                  uint16_t num_queues, uint16_t queue_size);
+    // Live migration's dirty log (LOG_SHMFD): the back-end maps `fd` and
+    // marks the pages it writes once LOG_ALL is set; it answers when done.
+    result<void> set_log_base(int fd, uint64_t mmap_size, uint64_t mmap_offset);
     result<void> set_status(uint8_t status);
     result<uint8_t> get_status();
     // Gives the back-end its end of a side channel (see backend_channel.hh).

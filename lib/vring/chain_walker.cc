@@ -33,8 +33,11 @@ chain_error add_buffer(const desc& d, const guest_memory& mem, walked_chain& out
     }
     if (out.pieces + static_cast<size_t>(n) > max_chain_pieces)
         return chain_error::too_many_pieces;
-    for (int i = 0; i < n; ++i)
-        out.piece[out.pieces++] = chain_piece{hp[i].ptr, hp[i].len, writable};
+    uint64_t gpa = d.addr;
+    for (int i = 0; i < n; ++i) {
+        out.piece[out.pieces++] = chain_piece{hp[i].ptr, gpa, hp[i].len, writable};
+        gpa += hp[i].len;
+    }
     if (writable)
         out.writable_bytes += d.len;
     else {

@@ -41,6 +41,7 @@ inline constexpr size_t max_chain_pieces = 256;
 
 struct chain_piece {
     uint8_t* ptr;
+    uint64_t gpa; // guest physical address of ptr (what a dirty log marks)
     uint32_t len;
     bool writable;
 };

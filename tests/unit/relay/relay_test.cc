@@ -99,9 +99,16 @@ TEST(Negotiation, DeviceBitsPassRingBitsPerSide) {
     EXPECT_TRUE(*g & bit(virtio::f_indirect_desc));    // ours, though the back-end lacks it
     EXPECT_FALSE(*g & bit(virtio::f_ring_packed));     // never offered
     EXPECT_FALSE(*g & bit(virtio::f_access_platform)); // never offered
-    EXPECT_FALSE(*g & bit(virtio::f_log_all));         // no migration yet
+    EXPECT_TRUE(*g & bit(virtio::f_log_all)); // we log our own writes: migration works
+    EXPECT_FALSE(shadow_features(*g, backend, isolation::bounce) & bit(virtio::f_log_all))
+        << "a bounce back-end never logs: it never writes guest RAM";
     auto p = guest_offer(backend, isolation::passthrough);
     ASSERT_TRUE(p);
+    EXPECT_TRUE(*p & bit(virtio::f_log_all)) << "the back-end logs: passed through";
+    EXPECT_TRUE(shadow_features(*p, backend, isolation::passthrough) & bit(virtio::f_log_all));
+    EXPECT_FALSE(*guest_offer(backend & ~bit(virtio::f_log_all), isolation::passthrough) &
+                 bit(virtio::f_log_all))
+        << "a back-end that cannot log: no migration through passthrough";
     EXPECT_FALSE(*p & bit(virtio::f_indirect_desc)); // the back-end runs the rings: its bits
     EXPECT_TRUE(*p & bit(virtio::f_event_idx));
 
@@ -121,6 +128,10 @@ TEST(Negotiation, DeviceBitsPassRingBitsPerSide) {
     EXPECT_FALSE(guest_protocol_offer(0, isolation::bounce) & bit(vhost_user::pf_config));
     EXPECT_TRUE(guest_protocol_offer(bit(vhost_user::pf_config), isolation::bounce) &
                 bit(vhost_user::pf_config));
+    EXPECT_TRUE(guest_protocol_offer(0, isolation::bounce) & bit(vhost_user::pf_log_shmfd));
+    EXPECT_FALSE(guest_protocol_offer(0, isolation::passthrough) & bit(vhost_user::pf_log_shmfd));
+    EXPECT_TRUE(guest_protocol_offer(bit(vhost_user::pf_log_shmfd), isolation::passthrough) &
+                bit(vhost_user::pf_log_shmfd));
     // Inflight tracking needs our relay on the guest's rings.
     EXPECT_TRUE(guest_protocol_offer(0, isolation::bounce) & bit(vhost_user::pf_inflight_shmfd));
     EXPECT_FALSE(guest_protocol_offer(0, isolation::passthrough) &
@@ -336,6 +347,76 @@ TEST_F(Relay, IndirectShadowChainsTakeOneRingSlotAndATableBlock) {
     for (int i = 0; i < 150; ++i)
         ASSERT_EQ(*at(guest_gpa + 4096 + i), 149 - i) << i;
     EXPECT_EQ(relay->pool().available(), 32u);
+}
+
+// Live migration: every byte the relay writes into guest memory is marked —
+// the copied-back bytes (only as many as the back-end wrote) and the used
+// ring — and nothing it only reads.
+TEST_F(Relay, DirtyLogMarksEveryGuestWriteAndNothingElse) {
+    // The log covers guest RAM and a used ring placed 2 MiB above it.
+    constexpr uint64_t used_gpa = guest_gpa + (2 << 20);
+    std::vector<uint8_t> bits(((used_gpa + (1 << 20)) >> 12) / 8 + 1);
+    vring::dirty_log log(bits.data(), bits.size());
+    relay->set_log(&log, used_gpa, true);
+    for (int i = 0; i < 150; ++i)
+        *at(guest_gpa + i) = static_cast<uint8_t>(i);
+    // Readable at 0, writable from 5 pages up across a page boundary.
+    vring::segment segs[] = {{guest_gpa, 150, false}, {guest_gpa + 5 * 4096 + 4000, 200, true}};
+    guest->add_chain(segs);
+    guest->publish();
+    poll();
+    EXPECT_FALSE(log.marked(guest_gpa)) << "the relay only read it";
+    serve(); // writes the 150 bytes reversed: 4000..4095 of page 5, 0..53 of page 6
+    poll();
+    EXPECT_TRUE(log.marked(guest_gpa + 5 * 4096));
+    EXPECT_TRUE(log.marked(guest_gpa + 6 * 4096));
+    EXPECT_FALSE(log.marked(guest_gpa + 7 * 4096));
+    EXPECT_FALSE(log.marked(guest_gpa)) << "readable pages stay clean";
+    EXPECT_TRUE(log.marked(used_gpa)) << "the used entry and index";
+    size_t set = 0;
+    for (auto b : bits)
+        set += __builtin_popcount(b);
+    EXPECT_EQ(set, 3u);
+    EXPECT_EQ(relay->stats()[metric::dirty_log_misses], 0u);
+
+    // A write beyond the log is counted, not silently lost.
+    relay->set_log(&log, uint64_t{1} << 40, true);
+    post_numbered(1);
+    poll();
+    serve();
+    poll();
+    EXPECT_GT(relay->stats()[metric::dirty_log_misses], 0u);
+    // Off: nothing more is marked.
+    std::fill(bits.begin(), bits.end(), uint8_t{0});
+    relay->set_log(nullptr, 0, false);
+    post_numbered(2);
+    poll();
+    serve();
+    poll();
+    EXPECT_TRUE(std::all_of(bits.begin(), bits.end(), [](uint8_t b) { return b == 0; }));
+}
+
+// At a stop the guest stays for, rx buffers the back-end holds come back
+// empty; requests stay abandoned.
+TEST_F(Relay, StopReturnsHeldRxBuffersEmpty) {
+    vring::segment rx[] = {{guest_gpa + 4096, 64, true}};
+    int a = guest->add_chain(rx);
+    int b = guest->add_chain(rx);
+    post_numbered(3); // a request: readable and writable
+    poll();
+    ASSERT_EQ(relay->in_flight(), 3u);
+    EXPECT_EQ(relay->return_empty_in_flight(), 2u);
+    vring::completion done[4];
+    ASSERT_EQ(guest->poll_used(done), 2u);
+    std::set<uint16_t> heads{uint16_t(done[0].head), uint16_t(done[1].head)};
+    EXPECT_EQ(heads, (std::set<uint16_t>{uint16_t(a), uint16_t(b)}));
+    EXPECT_EQ(done[0].len + done[1].len, 0u);
+    relay->abandon_in_flight();
+    serve(); // the back-end completes everything now: nothing more for the guest
+    poll();
+    EXPECT_EQ(guest->poll_used(done), 0u);
+    EXPECT_EQ(relay->pool().available(), 16u);
+    EXPECT_EQ(relay->stats()[metric::abandoned], 3u);
 }
 
 TEST_F(Relay, ClampsTheBackendsLenToTheWritableBytes) {
