@@ -220,6 +220,8 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         s.backend_call_fd = q->call.get();
         q->relay = std::make_unique<relay::queue_relay>(s);
 
+        _log_all = gf & bit(virtio::f_log_all);
+        set_ring_log(*q);
         q->addr = {i, 0, reg_.user_addr(rl.desc), reg_.user_addr(rl.used), reg_.user_addr(rl.avail),
                    0};
         q->pool_offset = rl.pool;
@@ -316,13 +318,24 @@ result<void> port::start_passthrough(int vid, uint64_t gf) {
         uint64_t d = to_vmm(vr.desc), a = to_vmm(vr.avail), u = to_vmm(vr.used);
         if (!d || !a || !u)
             return make_error(EINVAL, fmt::format("ring {} is outside guest memory", i));
-        VUISO_TRY(_link->start_ring({{i, 0, d, u, a, 0}, vr.size, last_avail, vr.kickfd, vr.callfd},
+        // The ring's log flag and used-ring address as the VMM set them.
+        vhost_user::vring_addr ra{i, 0, d, u, a, 0};
+        if (i < _ring_addr.size() && _ring_addr_seen[i] && (sf & bit(virtio::f_log_all))) {
+            ra.flags = _ring_addr[i].flags;
+            ra.log_guest_addr = _ring_addr[i].log_guest_addr;
+        }
+        VUISO_TRY(_link->start_ring({ra, vr.size, last_avail, vr.kickfd, vr.callfd},
                                     sf & bit(vhost_user::f_protocol_features)));
         auto q = std::make_unique<queue>();
         q->index = i;
         q->guest_ring = vr.size;
         _queues.push_back(std::move(q));
     }
+    // QEMU sends the log after the rings when it restarts a device while
+    // migrating; the back-end, which writes guest memory here, logs into it.
+    if (_dirty && _link->has_protocol(vhost_user::pf_log_shmfd))
+        VUISO_TRY(
+            _link->set_log_base(_dirty->fd(), _dirty->msg().mmap_size, _dirty->msg().mmap_offset));
     _log->info("device started: passthrough, {} rings, features {:#x}", _queues.size(), sf);
     return success();
 }
@@ -459,10 +472,11 @@ result<void> port::share_region() {
     return success();
 }
 
-void port::stop_device(int vid) {
+void port::stop_device(int vid, bool guest_stays) {
     if (!_running || vid != _vid)
         return;
     _running = false;
+    auto t0 = std::chrono::steady_clock::now();
     _backend_lost = false;
     _workers.remove(relays(), true); // the other ports' queues are placed again
     // Let the back-end finish what it has (block writes must complete);
@@ -475,6 +489,7 @@ void port::stop_device(int vid) {
                 n += q->relay->in_flight();
         return n;
     };
+    unsigned at_stop = in_flight();
     auto deadline = std::chrono::steady_clock::now() + 2s;
     auto last_progress = std::chrono::steady_clock::now();
     while (in_flight() && std::chrono::steady_clock::now() < deadline &&
@@ -494,10 +509,13 @@ void port::stop_device(int vid) {
             continue;
         auto& r = *q->relay;
         r.poll_completions(rte_rdtsc()); // what the back-end finished before it stopped
+        if (unsigned empty = guest_stays && r.in_flight() ? r.return_empty_in_flight() : 0)
+            _log->info("ring {}: {} buffers the back-end held (net rx buffers wait for packets "
+                       "that will not come) go back to the guest empty",
+                       q->index, empty);
         if (r.in_flight()) {
-            _log->info("ring {}: {} requests still at the back-end are abandoned (net rx buffers "
-                       "wait for packets that will not come)",
-                       q->index, r.in_flight());
+            _log->info("ring {}: {} requests still at the back-end are abandoned", q->index,
+                       r.in_flight());
             r.abandon_in_flight();
         }
         if (uint16_t left = r.untaken())
@@ -512,7 +530,9 @@ void port::stop_device(int vid) {
     _queues.clear();
     if (_region) // no memory while no device runs; the mapping stays registered
         _region->release_pages();
-    _log->info("device stopped");
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0);
+    _log->info("device stopped: {} requests were in flight, completed in {:.1f} ms{}", at_stop,
+               ms.count(), active_log() ? " (dirty logging on)" : "");
 }
 
 relay::queue_stats port::stats() {

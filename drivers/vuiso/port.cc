@@ -261,6 +261,10 @@ void port::on_new_connection(int vid) {
     _guest_status = 0;
     _guest_protocol_features = 0;
     _ring_enabled.clear();
+    _dirty.reset();
+    _log_all = false;
+    _ring_addr.clear();
+    _ring_addr_seen.clear();
     _log->info("guest connected (vid {})", vid);
 }
 
@@ -269,8 +273,10 @@ void port::on_destroy_connection(int vid) {
     // rte_vhost stops only a device it started itself (new_device).
     stop_device(vid);
     _device_wanted = false;
-    if (_vid == vid)
+    if (_vid == vid) {
         _vid = -1;
+        _dirty.reset();
+    }
     _failure.clear();
     _log->info("guest disconnected (vid {}); waiting for the next connection", vid);
 }
@@ -292,7 +298,7 @@ int port::on_pre_message(int vid, void* msg) {
         // A reset (QEMU stops a device with SET_STATUS 0) stops the data path
         // before anything else of the stop sequence.
         if (!(_guest_status & virtio::status_features_ok) && vid == _vid)
-            stop_device(vid);
+            stop_device(vid, true);
         return 2;
     }
     case uint32_t(vhost_user::request::set_vring_enable): {
@@ -309,8 +315,35 @@ int port::on_pre_message(int vid, void* msg) {
         // The VMM stops the ring: the device stops first and tells rte_vhost
         // where each ring is (also when rte_vhost did not start it itself).
         if (vid == _vid)
-            stop_device(vid);
+            stop_device(vid, true);
         return 2;
+    case uint32_t(vhost_user::request::set_log_base):
+        return accept_log_base(msg);
+    case uint32_t(vhost_user::request::set_features): {
+        uint64_t f = 0;
+        std::memcpy(&f, payload(msg), std::min<size_t>(h->size, sizeof(f)));
+        if (!change_log_features(vid, f))
+            restart_for(vid, h->request);
+        _log_all = f & bit(virtio::f_log_all);
+        return 2;
+    }
+    case uint32_t(vhost_user::request::set_vring_addr): {
+        vhost_user::vring_addr a{};
+        if (h->size != sizeof(a)) // rte_vhost refuses it
+            return 2;
+        std::memcpy(&a, payload(msg), sizeof(a));
+        if (!change_ring_log(vid, a))
+            restart_for(vid, h->request);
+        if (a.index < max_vrings) {
+            if (_ring_addr.size() <= a.index) {
+                _ring_addr.resize(a.index + 1);
+                _ring_addr_seen.resize(a.index + 1);
+            }
+            _ring_addr[a.index] = a;
+            _ring_addr_seen[a.index] = true;
+        }
+        return 2;
+    }
     case uint32_t(vhost_user::request::get_inflight_fd):
     case uint32_t(vhost_user::request::set_inflight_fd): {
         bool set = h->request == uint32_t(vhost_user::request::set_inflight_fd);
@@ -362,28 +395,29 @@ int port::on_pre_message(int vid, void* msg) {
         return r ? 0 : -1;
     }
     case uint32_t(vhost_user::request::set_mem_table):
-    case uint32_t(vhost_user::request::set_vring_addr):
     case uint32_t(vhost_user::request::set_vring_num):
     case uint32_t(vhost_user::request::set_vring_base):
-    case uint32_t(vhost_user::request::set_features):
     case uint32_t(vhost_user::request::set_vring_kick):
     case uint32_t(vhost_user::request::set_vring_call):
-        // The guest changes what a running device uses: stop it first (its
-        // memory may be unmapped by rte_vhost), start it again afterwards.
-        // Also after an earlier such message left it stopped (say, rings
-        // outside guest memory): rte_vhost still counts it as running and
-        // will not call new_device again.
-        if ((_running || _device_wanted) && vid == _vid) {
-            if (_running)
-                _log->info("guest sends {} to a running device: restarting it",
-                           vhost_user::name_of(vhost_user::request(h->request)));
-            stop_device(vid);
-            _restart_after_message = true;
-        }
+        restart_for(vid, h->request);
         return 2;
     default:
         return 2;
     }
+}
+
+void port::restart_for(int vid, uint32_t request) {
+    // Stop it first (its memory may be unmapped by rte_vhost), start it
+    // again afterwards. Also after an earlier such message left it stopped
+    // (say, rings outside guest memory): rte_vhost still counts it as
+    // running and will not call new_device again.
+    if ((!_running && !_device_wanted) || vid != _vid)
+        return;
+    if (_running)
+        _log->info("guest sends {} to a running device: restarting it",
+                   vhost_user::name_of(vhost_user::request(request)));
+    stop_device(vid, true);
+    _restart_after_message = true;
 }
 
 int port::on_post_message(int vid, void* msg) {

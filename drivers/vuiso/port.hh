@@ -14,10 +14,17 @@
 // disconnect) the queues are taken back, drained, and the ring state handed
 // to rte_vhost for the VMM. A device that cannot start says why, once, in
 // the log and in info() ("failed: ...").
+//
+// Live migration (doc/migration.md): the VMM's dirty log (SET_LOG_BASE),
+// LOG_ALL (SET_FEATURES) and each ring's log flag (SET_VRING_ADDR) change
+// a running device in place — its queues paused, never restarted. In
+// bounce mode the relays mark every guest write; in passthrough the
+// back-end gets the log and the flags, since it is the writer there.
 #pragma once
 
 #include "common/log.hh"
 #include "drivers/vuiso/devargs.hh"
+#include "drivers/vuiso/dirty_log_area.hh"
 #include "drivers/vuiso/workers.hh"
 #include "region/shared_region.hh"
 #include "relay/queue_relay.hh"
@@ -150,7 +157,29 @@ class port {
     // cannot be seen: `want`.
     result<uint16_t> backend_ring_size(uint16_t want);
     result<void> start_passthrough(int vid, uint64_t guest_features);
-    void stop_device(int vid);
+    // `guest_stays`: the VMM stops the rings and keeps the guest (a reset,
+    // GET_VRING_BASE, a ring change, a migration's switchover), so rx
+    // buffers the back-end holds go back to it empty; otherwise (the VMM
+    // went away) they are abandoned.
+    void stop_device(int vid, bool guest_stays = false);
+    // The guest changes what a running device uses (`request`): it is
+    // stopped now and started again after rte_vhost handled the message.
+    void restart_for(int vid, uint32_t request);
+    // SET_LOG_BASE: checked and mapped (refused: its fd closed, -1), given
+    // to a passthrough back-end, swapped under paused queues.
+    int accept_log_base(void* msg);
+    // SET_FEATURES / SET_VRING_ADDR on a running device that change only
+    // logging: true if applied in place.
+    bool change_log_features(int vid, uint64_t features);
+    bool change_ring_log(int vid, const vhost_user::vring_addr& a);
+    // Points a running bounce device's relays at the log as it now is
+    // (LOG_ALL, the area, each ring's flag), its queues off their lcores
+    // meanwhile; set_ring_log does one queue that is not placed yet.
+    void apply_log();
+    void set_ring_log(queue& q);
+    [[nodiscard]] vring::dirty_log* active_log() const noexcept {
+        return _log_all && _dirty ? &_dirty->log() : nullptr;
+    }
     void stop_backend_rings();
 
     port_config _cfg;
@@ -189,6 +218,12 @@ class port {
     bool _backend_lost = false;  // _running, but its back-end went away
     bool _restart_after_message = false;
     std::vector<relay::queue_stats> _retired; // per queue index, of queues torn down
+
+    // Live migration, per VMM connection.
+    std::unique_ptr<dirty_log_area> _dirty;         // the VMM's last SET_LOG_BASE
+    bool _log_all = false;                          // LOG_ALL in its last SET_FEATURES
+    std::vector<vhost_user::vring_addr> _ring_addr; // its last SET_VRING_ADDR per ring
+    std::vector<bool> _ring_addr_seen;
 };
 
 } // namespace vuiso::drivers

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 
 namespace vuiso::loadgen {
 
@@ -36,7 +37,7 @@ namespace {
 // The protocol features the load generator knows how to honour.
 constexpr uint64_t supported_protocol = bit(pf_mq) | bit(pf_reply_ack) | bit(pf_config) |
                                         bit(pf_status) | bit(pf_configure_mem_slots) |
-                                        bit(pf_inflight_shmfd);
+                                        bit(pf_inflight_shmfd) | bit(pf_log_shmfd);
 
 size_t ring_bytes(uint16_t n) {
     return vring::desc_bytes(n) + vring::avail_bytes(n) + vring::used_bytes(n) + 64;
@@ -165,6 +166,62 @@ result<std::vector<uint32_t>> virtio_device::stop() {
 virtio_device::~virtio_device() {
     if (!_stopped && _link && _link->connected())
         (void)stop(); // best effort: let the back-end release the rings before we unmap
+    if (_log)
+        ::munmap(_log, _log_bytes);
+}
+
+result<void> virtio_device::start_dirty_log() {
+    if (!_log) {
+        // One bit per 4 KiB page from guest address 0 to the memory's end,
+        // in 64-bit words (as QEMU sizes it).
+        uint64_t pages = (_mem.iova_base() + _mem.size() + 4095) / 4096;
+        _log_bytes = (pages + 63) / 64 * 8;
+        _log_fd.reset(::memfd_create("loadgen-log", MFD_CLOEXEC));
+        if (!_log_fd || ::ftruncate(_log_fd.get(), off_t(_log_bytes)) != 0)
+            return make_error(errno, "dirty log memfd failed");
+        void* p = ::mmap(nullptr, _log_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, _log_fd.get(), 0);
+        if (p == MAP_FAILED)
+            return make_error(errno, "dirty log mmap failed");
+        _log = static_cast<uint8_t*>(p);
+    }
+    VUISO_TRY(_link->set_log_base(_log_fd.get(), _log_bytes, 0));
+    VUISO_TRY(_link->set_features(_features | bit(virtio::f_log_all)));
+    return set_ring_log_flags(true);
+}
+
+result<void> virtio_device::stop_dirty_log() {
+    VUISO_TRY(set_ring_log_flags(false));
+    return _link->set_features(_features);
+}
+
+result<void> virtio_device::set_ring_log_flags(bool on) {
+    for (auto& q : _queues) {
+        vring_addr a = q->addr();
+        a.flags = on ? 1 : 0;
+        // The used ring's guest address: our memory's device address.
+        a.log_guest_addr = on ? _mem.iova(a.used_user_addr - _mem.user_base()) : 0;
+        VUISO_TRY(_link->set_vring_addr(a));
+    }
+    return success();
+}
+
+bool virtio_device::dirty(size_t offset) const noexcept {
+    uint64_t page = _mem.iova(offset) / 4096;
+    return _log && page / 8 < _log_bytes &&
+           (__atomic_load_n(&_log[page / 8], __ATOMIC_ACQUIRE) >> (page % 8) & 1);
+}
+
+std::vector<size_t> virtio_device::dirty_pages() const {
+    std::vector<size_t> out;
+    for (size_t off = 0; off < _mem.size(); off += 4096)
+        if (dirty(off))
+            out.push_back(off);
+    return out;
+}
+
+void virtio_device::clear_dirty_log() noexcept {
+    for (size_t i = 0; _log && i < _log_bytes; ++i)
+        __atomic_store_n(&_log[i], 0, __ATOMIC_RELEASE);
 }
 
 } // namespace vuiso::loadgen

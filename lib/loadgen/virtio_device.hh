@@ -77,6 +77,18 @@ class virtio_device {
         return _mem.carve(bytes, align);
     }
 
+    // Live migration as QEMU starts it on a running device: a dirty log
+    // covering the memory (SET_LOG_BASE, needs LOG_SHMFD), SET_FEATURES with
+    // LOG_ALL, then each ring's log flag with its used ring's address.
+    result<void> start_dirty_log();
+    // And as it stops it (flags, then LOG_ALL off; the log stays mapped).
+    result<void> stop_dirty_log();
+    // Is the 4 KiB page holding memory offset `offset` marked in the log?
+    [[nodiscard]] bool dirty(size_t offset) const noexcept;
+    // Marked pages, as memory offsets of their first byte.
+    [[nodiscard]] std::vector<size_t> dirty_pages() const;
+    void clear_dirty_log() noexcept;
+
     // Stops every ring (GET_VRING_BASE) and returns where each stopped.
     result<std::vector<uint32_t>> stop();
 
@@ -93,6 +105,10 @@ class virtio_device {
     uint64_t _features = 0;
     bool _stopped = false;
     vhost_user::inflight_shm _inflight; // kept as a VMM keeps it
+    unique_fd _log_fd;                  // the dirty log (start_dirty_log)
+    uint8_t* _log = nullptr;
+    size_t _log_bytes = 0;
+    result<void> set_ring_log_flags(bool on);
 };
 
 } // namespace vuiso::loadgen

@@ -208,8 +208,8 @@ queue_relay::verdict queue_relay::take_blocks(uint16_t& n, uint32_t& table) noex
             if (n == _max_pieces) [[unlikely]]
                 return verdict::returned;
             uint32_t len = std::min(max, p.len - off);
-            _stage[n++] =
-                shadow_slot{p.ptr + off, p.gpa + off, bounce_pool::none, len, bounce_pool::none, p.writable};
+            _stage[n++] = shadow_slot{p.ptr + off, p.gpa + off,       bounce_pool::none,
+                                      len,         bounce_pool::none, p.writable};
             units += _pool.units_for(len);
         }
     }

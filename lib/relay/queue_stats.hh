@@ -34,12 +34,12 @@ enum class metric : uint8_t {
     backend_kicks_suppressed,
     guest_irqs,
     guest_irqs_suppressed, // used entries published without one: the guest opted out
-    abandoned,             // in flight when the device stopped: dropped, or rx buffers returned empty
-    resubmitted,           // posted again to a reconnected back-end
-    recovered,             // left in flight by a previous dpdk-vuiso (inflight region), posted
-    pool_buffers,          // gauge
-    pool_in_use,           // gauge
-    dirty_log_misses,      // guest writes a migration's dirty log could not mark (beyond its end)
+    abandoned,        // in flight when the device stopped: dropped, or rx buffers returned empty
+    resubmitted,      // posted again to a reconnected back-end
+    recovered,        // left in flight by a previous dpdk-vuiso (inflight region), posted
+    pool_buffers,     // gauge
+    pool_in_use,      // gauge
+    dirty_log_misses, // guest writes a migration's dirty log could not mark (beyond its end)
     count_,
 };
 

@@ -368,7 +368,8 @@ result<void> frontend::set_inflight_fd(int fd, uint64_t mmap_size, uint64_t mmap
 
 result<void> frontend::set_log_base(int fd, uint64_t mmap_size, uint64_t mmap_offset) {
     VUISO_TRY(require(pf_log_shmfd, request::set_log_base));
-    auto r = _st->call(_opts, message::make(code(request::set_log_base), log_area{mmap_size, mmap_offset}),
+    auto r = _st->call(_opts,
+                       message::make(code(request::set_log_base), log_area{mmap_size, mmap_offset}),
                        true, false, &fd, 1);
     if (!r)
         return std::move(r).err();

@@ -33,7 +33,8 @@ class dirty_log {
     // Is the page of `gpa` marked? (tests)
     [[nodiscard]] bool marked(uint64_t gpa) const noexcept {
         uint64_t p = gpa >> page_shift;
-        return (p >> 3) < _bytes && (__atomic_load_n(&_bitmap[p >> 3], __ATOMIC_RELAXED) >> (p & 7)) & 1;
+        return (p >> 3) < _bytes &&
+               (__atomic_load_n(&_bitmap[p >> 3], __ATOMIC_RELAXED) >> (p & 7)) & 1;
     }
     [[nodiscard]] uint64_t bytes() const noexcept { return _bytes; }
     [[nodiscard]] uint8_t* bitmap() const noexcept { return _bitmap; }

@@ -99,7 +99,7 @@ TEST(Negotiation, DeviceBitsPassRingBitsPerSide) {
     EXPECT_TRUE(*g & bit(virtio::f_indirect_desc));    // ours, though the back-end lacks it
     EXPECT_FALSE(*g & bit(virtio::f_ring_packed));     // never offered
     EXPECT_FALSE(*g & bit(virtio::f_access_platform)); // never offered
-    EXPECT_TRUE(*g & bit(virtio::f_log_all)); // we log our own writes: migration works
+    EXPECT_TRUE(*g & bit(virtio::f_log_all));          // we log our own writes: migration works
     EXPECT_FALSE(shadow_features(*g, backend, isolation::bounce) & bit(virtio::f_log_all))
         << "a bounce back-end never logs: it never writes guest RAM";
     auto p = guest_offer(backend, isolation::passthrough);
