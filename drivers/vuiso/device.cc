@@ -350,10 +350,31 @@ void port::stop_backend_rings() {
                        b.err().message);
             continue;
         }
-        if (_cfg.mode == relay::isolation::passthrough && _vid >= 0)
-            rte_vhost_set_vring_base(_vid, q->index, static_cast<uint16_t>(*b),
-                                     static_cast<uint16_t>(*b));
+        if (_cfg.mode == relay::isolation::passthrough && _vid >= 0) {
+            auto base = static_cast<uint16_t>(*b);
+            wait_backend_completes(q->index, base);
+            rte_vhost_set_vring_base(_vid, q->index, base, base);
+        }
     }
+}
+
+void port::wait_backend_completes(uint16_t ring, uint16_t base) {
+    // libvhost-user answers GET_VRING_BASE with what it took and completes
+    // the rest later: the VMM would hand the destination a ring whose taken
+    // requests nobody completes. What it took is done once the guest's used
+    // index reaches the base (bounded: it may hold rx buffers for ever).
+    rte_vhost_vring vr{};
+    if (rte_vhost_get_vhost_vring(_vid, ring, &vr) != 0 || !vr.used)
+        return;
+    auto* idx = &reinterpret_cast<uint16_t*>(vr.used)[1];
+    auto deadline = std::chrono::steady_clock::now() + 2s;
+    uint16_t seen = 0;
+    while ((seen = __atomic_load_n(idx, __ATOMIC_ACQUIRE)) != base &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(100us);
+    if (seen != base)
+        _log->warn("ring {}: the back-end took {} requests it has not completed in 2 s", ring,
+                   uint16_t(base - seen));
 }
 
 void port::backend_lost() {

@@ -181,6 +181,9 @@ class port {
         return _log_all && _dirty ? &_dirty->log() : nullptr;
     }
     void stop_backend_rings();
+    // Passthrough: waits (up to 2 s) until the back-end completed what it
+    // took of `ring`, i.e. the guest's used index reaches `base`.
+    void wait_backend_completes(uint16_t ring, uint16_t base);
 
     port_config _cfg;
     uint64_t _serial;

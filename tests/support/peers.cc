@@ -35,7 +35,8 @@ std::string make_image(const temp_dir& dir, const std::string& name, size_t byte
 }
 
 qsd_peer qsd_peer::start(const temp_dir& dir, const std::string& image, const std::string& sock,
-                         unsigned num_queues, unsigned iops_limit) {
+                         unsigned num_queues, unsigned iops_limit,
+                         const std::vector<std::string>& more_socks) {
     qsd_peer q;
     q.sock = sock;
     q.log = dir.file("qsd.log");
@@ -50,14 +51,20 @@ qsd_peer qsd_peer::start(const temp_dir& dir, const std::string& image, const st
                      "--blockdev",
                      "driver=throttle,node-name=throttled,throttle-group=tg0,file=file0"});
     }
-    argv.insert(argv.end(),
-                {"--export", "type=vhost-user-blk,id=exp0,node-name=" + node +
-                                 ",writable=on,num-queues=" + std::to_string(num_queues) +
-                                 ",addr.type=unix,addr.path=" + sock});
+    std::vector<std::string> socks{sock};
+    socks.insert(socks.end(), more_socks.begin(), more_socks.end());
+    for (size_t i = 0; i < socks.size(); ++i) {
+        ::unlink(socks[i].c_str());
+        argv.insert(argv.end(), {"--export", "type=vhost-user-blk,id=exp" + std::to_string(i) +
+                                                 ",node-name=" + node + ",writable=on,num-queues=" +
+                                                 std::to_string(num_queues) +
+                                                 ",addr.type=unix,addr.path=" + socks[i]});
+    }
     q.proc = process::spawn(argv, q.log);
-    if (!wait_for_path(sock, 10s))
-        throw std::runtime_error("qemu-storage-daemon did not create " + sock + "; log:\n" +
-                                 read_file(q.log));
+    for (auto& s : socks)
+        if (!wait_for_path(s, 10s))
+            throw std::runtime_error("qemu-storage-daemon did not create " + s + "; log:\n" +
+                                     read_file(q.log));
     return q;
 }
 virtiofsd_peer virtiofsd_peer::start(const temp_dir& dir, const std::string& share,

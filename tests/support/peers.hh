@@ -22,9 +22,11 @@ struct qsd_peer {
 
     // Exports `image` (a raw file) as vhost-user-blk on `sock`. A non-zero
     // `iops_limit` puts a throttle in front of it: requests wait inside
-    // qemu-storage-daemon, so some are always in flight.
+    // qemu-storage-daemon, so some are always in flight. `more_socks`:
+    // further exports of the same image (a migration's two VMs).
     static qsd_peer start(const temp_dir& dir, const std::string& image, const std::string& sock,
-                          unsigned num_queues = 1, unsigned iops_limit = 0);
+                          unsigned num_queues = 1, unsigned iops_limit = 0,
+                          const std::vector<std::string>& more_socks = {});
 };
 
 // virtiofsd (the C one of QEMU 7.2, /usr/lib/qemu/virtiofsd) sharing

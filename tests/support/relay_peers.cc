@@ -94,7 +94,8 @@ blk_port blk_port::start(const temp_dir& dir, const std::vector<std::string>& ap
 guest_vm guest_vm::start(const temp_dir& dir, const std::string& sock, const std::string& device,
                          const std::string& job, const vm_options& o) {
     guest_vm g;
-    g.console = dir.file("console-" + job + ".log");
+    std::string name = o.name.empty() ? job : o.name;
+    g.console = dir.file("console-" + name + ".log");
     std::string mem = std::to_string(o.mem_mb) + "M";
     std::string ring = (o.queue_size ? ",queue-size=" + std::to_string(o.queue_size) : "") +
                        (o.packed ? ",packed=on" : "");
@@ -102,8 +103,10 @@ guest_vm guest_vm::start(const temp_dir& dir, const std::string& sock, const std
         device == "blk"
             ? "vhost-user-blk-pci,chardev=c0,num-queues=" + std::to_string(o.queues) + ring
         : device == "fs" ? "vhost-user-fs-pci,chardev=c0,tag=share" + ring
+
                          // MSI-X with vhost-user-net crashes QEMU 7.2 under TCG
                          : "virtio-net-pci,netdev=n0,vectors=0" + ring;
+    dev += o.device_args;
     std::vector<std::string> argv{"qemu-system-x86_64",
                                   "-machine",
                                   "q35,accel=tcg",
@@ -136,7 +139,11 @@ guest_vm guest_vm::start(const temp_dir& dir, const std::string& sock, const std
     }
     argv.push_back("-device");
     argv.push_back(dev);
-    g.proc = process::spawn(argv, dir.file("qemu-" + job + ".log"));
+    if (!o.qmp.empty())
+        argv.insert(argv.end(), {"-qmp", "unix:" + o.qmp + ",server=on,wait=off"});
+    if (!o.incoming.empty())
+        argv.insert(argv.end(), {"-incoming", o.incoming});
+    g.proc = process::spawn(argv, dir.file("qemu-" + name + ".log"));
     return g;
 }
 

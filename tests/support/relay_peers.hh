@@ -66,6 +66,10 @@ struct vm_options {
     unsigned queues = 1;     // blk: num-queues
     unsigned queue_size = 0; // blk, fs: queue-size (0: QEMU's default)
     bool packed = false;     // the device's rings are packed (packed=on)
+    std::string name;        // of its console and log files (default: the job's)
+    std::string qmp;         // a QMP socket to create (-qmp unix:...)
+    std::string incoming;    // a migration's destination: -incoming URI
+    std::string device_args; // more properties of the device (",x=y")
 };
 
 struct guest_vm {
