@@ -123,7 +123,8 @@ TEST(Control, PortsAddedAndDeletedUnderTrafficOnAnother) {
 // memory left behind.
 TEST(Control, HundredAddDeleteCyclesLeaveNothingBehind) {
     temp_dir dir;
-    auto [q0, g0, v] = blk_port::start(dir);
+    auto port = blk_port::start(dir); // named: a lambda captures v (clang 14)
+    auto& v = port.vuiso;
     auto qb = qsd_peer::start(dir, make_image(dir, "b.raw"), dir.file("b.sock"));
     std::string gb = dir.file("guest-b.sock");
     std::string sock = ctl_socket(v.prefix);

@@ -153,7 +153,9 @@ TEST(DirtyLog, LoggingSwitchedUnderTrafficLosesAndDoublesNothing) {
 // is refused before rte_vhost maps it, and the fd it sent is closed.
 TEST(DirtyLog, LogBaseThatDoesNotFitIsRefusedAndItsFdClosed) {
     temp_dir dir;
-    auto [qsd, g, v] = blk_port::start(dir);
+    auto port = blk_port::start(dir); // named: a lambda captures g (clang 14)
+    auto& g = port.guest;
+    auto& v = port.vuiso;
     auto vmm = [&] {
         auto f = vhost_user::frontend::open({.path = g, .connect_timeout = 5s});
         if (!f)

@@ -212,7 +212,9 @@ TEST(HostileGuest, EveryBadChainIsRejectedCountedAndTheGuestKeepsBeingServed) {
 // refuses what is out of bounds before rte_vhost sees it, and stays up.
 TEST(HostileGuest, InflightRequestsOutOfBoundsAreRefused) {
     temp_dir dir;
-    auto [qsd, g, v] = blk_port::start(dir);
+    auto port = blk_port::start(dir); // named: a lambda captures g (clang 14)
+    auto& g = port.guest;
+    auto& v = port.vuiso;
     auto vmm = [&] {
         auto f = vhost_user::frontend::open({.path = g, .connect_timeout = 5s});
         if (!f)
