@@ -153,21 +153,8 @@ TEST(DirtyLog, LoggingSwitchedUnderTrafficLosesAndDoublesNothing) {
 // is refused before rte_vhost maps it, and the fd it sent is closed.
 TEST(DirtyLog, LogBaseThatDoesNotFitIsRefusedAndItsFdClosed) {
     temp_dir dir;
-    auto port = blk_port::start(dir); // named: a lambda captures g (clang 14)
-    auto& g = port.guest;
-    auto& v = port.vuiso;
-    auto vmm = [&] {
-        auto f = vhost_user::frontend::open({.path = g, .connect_timeout = 5s});
-        if (!f)
-            throw std::runtime_error("cannot connect: " + f.err().message);
-        using vhost_user::bit;
-        auto pf = (*f)->get_features() ? (*f)->get_protocol_features() : make_error(EIO, "");
-        if (!pf || !(*pf & bit(vhost_user::pf_log_shmfd)))
-            throw std::runtime_error("LOG_SHMFD is not offered");
-        if (!(*f)->set_protocol_features(bit(vhost_user::pf_log_shmfd)))
-            throw std::runtime_error("SET_PROTOCOL_FEATURES failed");
-        return std::move(*f);
-    };
+    auto [qsd, g, v] = blk_port::start(dir);
+    auto vmm = [g = g] { return bare_vmm(g, vhost_user::bit(vhost_user::pf_log_shmfd), 0); };
     unique_fd small(::memfd_create("hostile-log", MFD_CLOEXEC));
     ASSERT_TRUE(small);
     ASSERT_EQ(::ftruncate(small.get(), 4096), 0);

@@ -3,6 +3,7 @@
 #include "virtio/blk.hh"
 
 #include <cstring>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <stdexcept>
 #include <vector>
@@ -73,6 +74,19 @@ std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock, uin
     if (!dev)
         throw std::runtime_error("the VMM could not start its device: " + dev.err().message);
     return std::move(*dev);
+}
+
+std::unique_ptr<vhost_user::frontend> bare_vmm(const std::string& sock, uint64_t required,
+                                               uint64_t wanted) {
+    auto f = vhost_user::frontend::open({.path = sock, .connect_timeout = std::chrono::seconds(5)});
+    if (!f)
+        throw std::runtime_error("cannot connect: " + f.err().message);
+    auto pf = (*f)->get_features() ? (*f)->get_protocol_features() : make_error(EIO, "");
+    if (!pf || (*pf & required) != required)
+        throw std::runtime_error(fmt::format("protocol features {:#x} are not offered", required));
+    if (!(*f)->set_protocol_features(*pf & (required | wanted)))
+        throw std::runtime_error("SET_PROTOCOL_FEATURES failed");
+    return std::move(*f);
 }
 
 } // namespace vuiso::testing

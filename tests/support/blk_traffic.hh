@@ -35,6 +35,12 @@ void expect_blocks(loadgen::blk_driver& blk, std::span<const uint64_t> blocks);
 // device cannot start.
 std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock, uint16_t queues = 1);
 
+// A bare VMM connection on `sock` for messages a test sends one by one:
+// GET_FEATURES, then the protocol features `wanted` (throws unless every
+// one of `required` is offered).
+std::unique_ptr<vhost_user::frontend> bare_vmm(const std::string& sock, uint64_t required,
+                                               uint64_t wanted);
+
 inline loadgen::clock::time_point in(std::chrono::milliseconds d) {
     return loadgen::clock::now() + d;
 }
