@@ -530,10 +530,16 @@ void port::stop_device(int vid, bool guest_stays) {
             continue;
         auto& r = *q->relay;
         r.poll_completions(rte_rdtsc()); // what the back-end finished before it stopped
+        // Buffers the back-end still holds (net rx buffers wait for frames
+        // that will not come): given back untaken where they are the last
+        // ones taken, else returned empty, when the VMM keeps the guest.
+        if (unsigned back = guest_stays && r.in_flight() ? r.untake_in_flight_tail() : 0)
+            _log->info("ring {}: {} buffers the back-end held are given back untaken (the ring "
+                       "resumes before them)",
+                       q->index, back);
         if (unsigned empty = guest_stays && r.in_flight() ? r.return_empty_in_flight() : 0)
-            _log->info("ring {}: {} buffers the back-end held (net rx buffers wait for packets "
-                       "that will not come) go back to the guest empty",
-                       q->index, empty);
+            _log->info("ring {}: {} buffers the back-end held go back to the guest empty", q->index,
+                       empty);
         if (r.in_flight()) {
             _log->info("ring {}: {} requests still at the back-end are abandoned", q->index,
                        r.in_flight());

@@ -44,6 +44,9 @@ class guest_ring {
     // The head at avail position last_avail + k (raw, unchecked).
     [[nodiscard]] uint16_t head(uint16_t k) const noexcept;
     void consume(uint16_t n) noexcept { _last_avail = static_cast<uint16_t>(_last_avail + n); }
+    // Gives the last `n` taken entries back: whoever resumes the ring takes
+    // them again (control plane, at a stop).
+    void unconsume(uint16_t n) noexcept { _last_avail = static_cast<uint16_t>(_last_avail - n); }
 
     // Inflight tracking: `head` was taken and posted to the back-end.
     void track(uint16_t head) noexcept {

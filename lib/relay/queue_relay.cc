@@ -336,6 +336,46 @@ unsigned queue_relay::return_empty_in_flight() noexcept {
     return back;
 }
 
+unsigned queue_relay::untake_in_flight_tail() noexcept {
+    unsigned n = 0;
+    for (uint16_t i = 0; i < _shadow.size(); ++i) {
+        shadow_chain& ch = _chain[i];
+        if (!ch.blocks || ch.abandoned)
+            continue;
+        for (uint32_t k = 0, b = ch.first; k < ch.blocks; ++k, b = _slot[b].next)
+            if (!_slot[b].writable)
+                return 0; // a request: the back-end may still carry it out
+        ++n;
+    }
+    if (n == 0 || n > _guest.size())
+        return 0;
+    // The last n avail entries name exactly the heads in flight, each once
+    // (marked 2 while checked; a guest that rewrote its avail ring fails).
+    uint16_t j = 1;
+    for (; j <= n; ++j) {
+        uint16_t h = _guest.head(static_cast<uint16_t>(0 - j));
+        if (h >= _guest.size() || _guest_busy[h] != 1)
+            break;
+        _guest_busy[h] = 2;
+    }
+    bool fits = j > n;
+    for (uint16_t k = 1; k < j; ++k)
+        _guest_busy[_guest.head(static_cast<uint16_t>(0 - k))] = 1;
+    if (!fits)
+        return 0;
+    for (uint16_t i = 0; i < _shadow.size(); ++i) {
+        shadow_chain& ch = _chain[i];
+        if (!ch.blocks || ch.abandoned)
+            continue;
+        _guest_busy[ch.guest_head] = 0;
+        _guest.untrack(ch.guest_head);
+        ch.abandoned = true; // its blocks come back with the back-end's entry, or never
+    }
+    _guest.unconsume(static_cast<uint16_t>(n));
+    _c.abandoned += n;
+    return n;
+}
+
 void queue_relay::abandon_in_flight() noexcept {
     for (uint16_t i = 0; i < _shadow.size(); ++i)
         _c.abandoned += _chain[i].blocks && !_chain[i].abandoned;

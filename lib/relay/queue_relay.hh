@@ -129,6 +129,13 @@ class queue_relay {
     // for whoever resumes it (a restart, a migration's destination); the
     // rest is abandoned. Returns how many went back.
     unsigned return_empty_in_flight() noexcept;
+    // Better, where it fits: if every chain in flight carries nothing from
+    // the guest and they are the last ones taken (a net rx ring, filled in
+    // order), they are given back untaken — the ring's last avail index
+    // goes back over them and whoever resumes it takes them again; nothing
+    // is returned to the guest. Returns how many (0: it does not fit,
+    // nothing changed).
+    unsigned untake_in_flight_tail() noexcept;
     // Live migration: copied-back bytes are marked in `log` (nullptr: off)
     // and, if `log_used`, used-ring writes at `used_gpa`. Control plane,
     // with the queue off its lcore.

@@ -109,6 +109,8 @@ testpmd_peer testpmd_peer::launch(const temp_dir& dir, const std::string& name,
         argv.push_back("--txd=" + std::to_string(o.queue_size));
     }
     argv.push_back("--forward-mode=" + fwd);
+    if (!o.second_sock.empty())
+        argv.push_back("--port-topology=loop");
     t.proc = process::spawn(argv, t.log);
     return t;
 }
@@ -119,8 +121,14 @@ testpmd_peer testpmd_peer::start(const temp_dir& dir, const std::string& sock,
         ::unlink(sock.c_str());
     std::string vdev = "net_vhost0,iface=" + sock + ",queues=" + std::to_string(o.queues) +
                        (o.client ? ",client=1" : "");
-    testpmd_peer t =
-        launch(dir, o.name.empty() ? "testpmd" : o.name, vdev, fwd, {}, {.queues = o.queues});
+    std::vector<std::string> extra;
+    if (!o.second_sock.empty()) {
+        ::unlink(o.second_sock.c_str());
+        extra = {"--vdev", "net_vhost1,iface=" + o.second_sock + ",queues=" +
+                               std::to_string(o.queues) + (o.client ? ",client=1" : "")};
+    }
+    testpmd_peer t = launch(dir, o.name.empty() ? "testpmd" : o.name, vdev, fwd, extra,
+                            {.queues = o.queues, .second_sock = o.second_sock});
     t.sock = sock;
     // In client mode there is no socket of its own to wait for.
     bool up = o.client ? wait_for_text(t.log, "packet forwarding - ports=", 20s)

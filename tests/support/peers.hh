@@ -46,6 +46,9 @@ struct testpmd_options {
     unsigned queue_size = 0; // virtio_user's ring size (0: its default, 256)
     bool packed = false;     // virtio_user packed_vq=1
     std::string name;        // its log file and prefix ("": testpmd, testpmd-guest)
+    // start(): a second net_vhost on this socket; each port then forwards
+    // to itself (--port-topology=loop), as two back-ends in one process.
+    std::string second_sock;
 };
 
 struct testpmd_peer {

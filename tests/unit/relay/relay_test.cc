@@ -419,6 +419,39 @@ TEST_F(Relay, StopReturnsHeldRxBuffersEmpty) {
     EXPECT_EQ(relay->stats()[metric::abandoned], 3u);
 }
 
+TEST_F(Relay, StopGivesHeldRxBuffersBackUntaken) {
+    vring::segment rx[] = {{guest_gpa + 4096, 64, true}};
+    guest->add_chain(rx);
+    guest->add_chain(rx);
+    guest->publish();
+    poll();
+    ASSERT_EQ(relay->in_flight(), 2u);
+    uint16_t taken = relay->last_avail();
+    EXPECT_EQ(relay->untake_in_flight_tail(), 2u);
+    EXPECT_EQ(relay->last_avail(), uint16_t(taken - 2)) << "the next owner takes them again";
+    EXPECT_EQ(relay->untaken(), 2u);
+    serve(); // the back-end completes them after all: nothing for the guest
+    relay->poll_completions(0);
+    vring::completion done[2];
+    EXPECT_EQ(guest->poll_used(done), 0u);
+    EXPECT_EQ(relay->pool().available(), 16u);
+}
+
+TEST_F(Relay, StopCannotUntakeARequestOrAnOutOfOrderTail) {
+    vring::segment rx[] = {{guest_gpa + 4096, 64, true}};
+    guest->add_chain(rx);
+    post_numbered(1); // a request: readable and writable
+    poll();
+    ASSERT_EQ(relay->in_flight(), 2u);
+    uint16_t taken = relay->last_avail();
+    EXPECT_EQ(relay->untake_in_flight_tail(), 0u);
+    EXPECT_EQ(relay->last_avail(), taken);
+    // The rx buffer goes back empty instead; the request is still held.
+    EXPECT_EQ(relay->return_empty_in_flight(), 1u);
+    EXPECT_EQ(relay->untake_in_flight_tail(), 0u);
+    EXPECT_EQ(relay->last_avail(), taken);
+}
+
 TEST_F(Relay, ClampsTheBackendsLenToTheWritableBytes) {
     vring::segment segs[] = {{guest_gpa, 10, false}, {guest_gpa + 4096, 10, true}};
     guest->add_chain(segs);
