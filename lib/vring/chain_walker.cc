@@ -14,39 +14,6 @@ desc read_once(const desc* p) noexcept {
     return d;
 }
 
-// Adds one buffer's pieces; checks order and totals.
-chain_error add_buffer(const desc& d, const guest_memory& mem, walked_chain& out,
-                       uint64_t& total) noexcept {
-    bool writable = d.flags & desc_f_write;
-    if (!writable && out.first_writable != out.pieces)
-        return chain_error::readable_after_writable;
-    total += d.len;
-    if (total > UINT32_MAX)
-        return chain_error::length_overflow;
-    if (d.len == 0) // nothing to move, nothing to translate (CVE-2020-10725)
-        return chain_error::none;
-    host_piece hp[4];
-    int n = mem.translate(d.addr, d.len, hp);
-    if (n < 0) {
-        // More than 4 regions for one buffer is as good as unmapped.
-        return chain_error::unmapped;
-    }
-    if (out.pieces + static_cast<size_t>(n) > max_chain_pieces)
-        return chain_error::too_many_pieces;
-    uint64_t gpa = d.addr;
-    for (int i = 0; i < n; ++i) {
-        out.piece[out.pieces++] = chain_piece{hp[i].ptr, gpa, hp[i].len, writable};
-        gpa += hp[i].len;
-    }
-    if (writable)
-        out.writable_bytes += d.len;
-    else {
-        out.readable_bytes += d.len;
-        out.first_writable = out.pieces;
-    }
-    return chain_error::none;
-}
-
 chain_error walk_indirect(const desc& ind, const walk_limits& limits, const guest_memory& mem,
                           walked_chain& out, uint64_t& total) noexcept {
     if (ind.len == 0 || ind.len % sizeof(desc) != 0 || ind.len / sizeof(desc) > limits.max_indirect)
@@ -62,7 +29,8 @@ chain_error walk_indirect(const desc& ind, const walk_limits& limits, const gues
         desc d = read_once(&table[i]);
         if (d.flags & desc_f_indirect)
             return chain_error::nested_indirect;
-        if (auto e = add_buffer(d, mem, out, total); e != chain_error::none)
+        if (auto e = add_buffer(d.addr, d.len, d.flags & desc_f_write, mem, out, total);
+            e != chain_error::none)
             return e;
         if (!(d.flags & desc_f_next))
             return chain_error::none;
@@ -73,6 +41,37 @@ chain_error walk_indirect(const desc& ind, const walk_limits& limits, const gues
 }
 
 } // namespace
+
+chain_error add_buffer(uint64_t addr, uint32_t len, bool writable, const guest_memory& mem,
+                       walked_chain& out, uint64_t& total) noexcept {
+    if (!writable && out.first_writable != out.pieces)
+        return chain_error::readable_after_writable;
+    total += len;
+    if (total > UINT32_MAX)
+        return chain_error::length_overflow;
+    if (len == 0) // nothing to move, nothing to translate (CVE-2020-10725)
+        return chain_error::none;
+    host_piece hp[4];
+    int n = mem.translate(addr, len, hp);
+    if (n < 0) {
+        // More than 4 regions for one buffer is as good as unmapped.
+        return chain_error::unmapped;
+    }
+    if (out.pieces + static_cast<size_t>(n) > max_chain_pieces)
+        return chain_error::too_many_pieces;
+    uint64_t gpa = addr;
+    for (int i = 0; i < n; ++i) {
+        out.piece[out.pieces++] = chain_piece{hp[i].ptr, gpa, hp[i].len, writable};
+        gpa += hp[i].len;
+    }
+    if (writable)
+        out.writable_bytes += len;
+    else {
+        out.readable_bytes += len;
+        out.first_writable = out.pieces;
+    }
+    return chain_error::none;
+}
 
 std::string_view to_string(chain_error e) noexcept {
     switch (e) {
@@ -100,6 +99,10 @@ std::string_view to_string(chain_error e) noexcept {
         return "length_overflow";
     case chain_error::too_many_pieces:
         return "too_many_pieces";
+    case chain_error::not_available:
+        return "not_available";
+    case chain_error::id_out_of_range:
+        return "id_out_of_range";
     case chain_error::count_:
         break;
     }
@@ -127,7 +130,8 @@ chain_error walk_chain(const desc* descs, uint16_t head, const walk_limits& limi
                 return chain_error::indirect_not_alone;
             return walk_indirect(d, limits, mem, out, total);
         }
-        if (auto e = add_buffer(d, mem, out, total); e != chain_error::none)
+        if (auto e = add_buffer(d.addr, d.len, d.flags & desc_f_write, mem, out, total);
+            e != chain_error::none)
             return e;
         if (!(d.flags & desc_f_next))
             return chain_error::none;

@@ -32,6 +32,9 @@ enum class chain_error : uint8_t {
     readable_after_writable,
     length_overflow, // the chain's bytes exceed 32 bits
     too_many_pieces, // more host pieces than a chain may have
+    // Packed rings (packed_walker.hh):
+    not_available,   // a chain's later descriptor is not marked available for this wrap
+    id_out_of_range, // the buffer id names no slot of the ring
     count_,
 };
 
@@ -64,5 +67,11 @@ struct walk_limits {
 // `descs` is the guest's descriptor table (ring_size entries, host mapped).
 chain_error walk_chain(const desc* descs, uint16_t head, const walk_limits& limits,
                        const guest_memory& mem, walked_chain& out) noexcept;
+
+// Adds one buffer (a descriptor's addr, len, WRITE) to `out`: readable
+// ones before writable ones, the chain's bytes (`total`) within 32 bits,
+// every byte inside guest memory. Both walkers use it.
+chain_error add_buffer(uint64_t addr, uint32_t len, bool writable, const guest_memory& mem,
+                       walked_chain& out, uint64_t& total) noexcept;
 
 } // namespace vuiso::vring

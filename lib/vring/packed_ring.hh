@@ -1,0 +1,59 @@
+// packed_ring: the layout of a packed virtqueue (virtio 1.1+, section 2.8;
+// VIRTIO_F_RING_PACKED): one ring of 16-byte descriptors the driver makes
+// available and the device marks used in place, and two event suppression
+// areas. Each side keeps a wrap counter that flips whenever it passes the
+// ring's end; a descriptor is available when its AVAIL flag equals the
+// device's wrap counter and its USED flag does not.
+#pragma once
+
+#include <cstdint>
+
+namespace vuiso::vring {
+
+struct packed_desc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t id; // buffer id, of the chain's last descriptor
+    uint16_t flags;
+};
+static_assert(sizeof(packed_desc) == 16);
+
+// desc_f_next / desc_f_write / desc_f_indirect (split_ring.hh) mean the
+// same here; these two are the packed ones.
+inline constexpr uint16_t pdesc_f_avail = 1u << 7;
+inline constexpr uint16_t pdesc_f_used = 1u << 15;
+
+// The driver and device event suppression areas.
+struct packed_event {
+    uint16_t off_wrap; // bits 0-14: descriptor offset, bit 15: its wrap counter
+    uint16_t flags;    // packed_event_enable, _disable, _desc
+};
+inline constexpr uint16_t packed_event_enable = 0;
+inline constexpr uint16_t packed_event_disable = 1;
+inline constexpr uint16_t packed_event_desc = 2; // needs VIRTIO_F_RING_EVENT_IDX
+
+// A position in the ring: the slot and the wrap counter that goes with it.
+struct packed_pos {
+    uint16_t slot = 0;
+    bool wrap = true; // both counters start at 1
+    // The position `n` slots on in a ring of `size`.
+    [[nodiscard]] packed_pos advance(uint16_t n, uint16_t size) const noexcept {
+        uint32_t s = uint32_t(slot) + n;
+        packed_pos p{uint16_t(s % size), wrap};
+        if ((s / size) & 1)
+            p.wrap = !p.wrap;
+        return p;
+    }
+    // GET/SET_VRING_BASE's form for packed rings: bit 15 the wrap counter.
+    [[nodiscard]] uint16_t base() const noexcept { return uint16_t(slot | (wrap ? 0x8000 : 0)); }
+    static packed_pos from_base(uint16_t b) noexcept {
+        return {uint16_t(b & 0x7fff), (b & 0x8000) != 0};
+    }
+};
+
+// Is a descriptor with these flags available to a device at wrap `wrap`?
+inline bool packed_available(uint16_t flags, bool wrap) noexcept {
+    return ((flags & pdesc_f_avail) != 0) == wrap && ((flags & pdesc_f_used) != 0) != wrap;
+}
+
+} // namespace vuiso::vring

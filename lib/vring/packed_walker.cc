@@ -1,0 +1,80 @@
+#include "vring/packed_walker.hh"
+
+#include "vring/split_ring.hh"
+
+#include <cstring>
+
+namespace vuiso::vring {
+namespace {
+
+packed_desc read_once(const packed_desc* p) noexcept {
+    packed_desc d;
+    std::memcpy(&d, p, sizeof(d));
+    __atomic_signal_fence(__ATOMIC_SEQ_CST); // only the copy is used from here on
+    return d;
+}
+
+chain_error walk_indirect(const packed_desc& ind, const walk_limits& limits,
+                          const guest_memory& mem, walked_chain& out, uint64_t& total) noexcept {
+    if (ind.len == 0 || ind.len % sizeof(packed_desc) != 0 ||
+        ind.len / sizeof(packed_desc) > limits.max_indirect)
+        return chain_error::indirect_bad_len;
+    const auto* table = reinterpret_cast<const packed_desc*>(mem.contiguous(ind.addr, ind.len));
+    if (!table)
+        return chain_error::indirect_unmapped;
+    for (uint32_t i = 0, n = ind.len / sizeof(packed_desc); i < n; ++i) {
+        packed_desc d = read_once(&table[i]);
+        if (d.flags & desc_f_indirect)
+            return chain_error::nested_indirect;
+        if (auto e = add_buffer(d.addr, d.len, d.flags & desc_f_write, mem, out, total);
+            e != chain_error::none)
+            return e;
+    }
+    return chain_error::none;
+}
+
+} // namespace
+
+chain_error walk_packed_chain(const packed_desc* ring, packed_pos at, const walk_limits& limits,
+                              const guest_memory& mem, walked_chain& out,
+                              packed_chain& chain) noexcept {
+    out.head = 0;
+    out.pieces = out.first_writable = 0;
+    out.readable_bytes = out.writable_bytes = 0;
+    chain = {};
+    const uint16_t size = limits.ring_size;
+    if (at.slot >= size)
+        return chain_error::head_out_of_range;
+    uint64_t total = 0;
+    packed_pos p = at;
+    for (uint16_t count = 0;; ++count) {
+        if (count == size)
+            return chain_error::too_long; // NEXT on every slot of the ring
+        packed_desc d = read_once(&ring[p.slot]);
+        // The head was seen available by the caller; its copy must agree
+        // (a guest that flipped it since is refused, not half-believed).
+        if (!packed_available(d.flags, p.wrap))
+            return chain_error::not_available;
+        chain.slots = uint16_t(count + 1);
+        if (d.flags & desc_f_indirect) {
+            if ((d.flags & desc_f_next) || count != 0)
+                return chain_error::indirect_not_alone;
+            if (d.id >= size)
+                return chain_error::id_out_of_range;
+            chain.id = out.head = d.id;
+            return walk_indirect(d, limits, mem, out, total);
+        }
+        if (auto e = add_buffer(d.addr, d.len, d.flags & desc_f_write, mem, out, total);
+            e != chain_error::none)
+            return e;
+        if (!(d.flags & desc_f_next)) {
+            if (d.id >= size)
+                return chain_error::id_out_of_range;
+            chain.id = out.head = d.id;
+            return chain_error::none;
+        }
+        p = p.advance(1, size);
+    }
+}
+
+} // namespace vuiso::vring
