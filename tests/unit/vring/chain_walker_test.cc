@@ -201,7 +201,9 @@ TEST(ChainWalker, RandomTablesNeverEscapeGuestMemory) {
     EXPECT_GT(accepted, 1000u) << "the generator should also make valid chains";
     for (size_t e = 1; e < seen.size(); ++e) {
         auto err = static_cast<chain_error>(e);
-        if (err != chain_error::too_many_pieces && err != chain_error::length_overflow) {
+        bool packed_only = err == chain_error::not_available || err == chain_error::id_out_of_range;
+        if (err != chain_error::too_many_pieces && err != chain_error::length_overflow &&
+            !packed_only) {
             EXPECT_GT(seen[e], 0u) << to_string(err) << " never produced";
         }
     }

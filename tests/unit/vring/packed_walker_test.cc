@@ -162,6 +162,7 @@ TEST(PackedWalker, RandomRingsNeverYieldAChainOutsideGuestMemory) {
     std::mt19937 rng(7);
     fake_guest g;
     unsigned accepted = 0;
+    std::vector<unsigned> seen(size_t(chain_error::count_));
     for (int round = 0; round < 20000; ++round) {
         for (auto& d : g.ring) {
             d.addr = rng() % 3 == 0 ? (1u << 20) + rng() % 70000 : rng() % 70000;
@@ -171,7 +172,9 @@ TEST(PackedWalker, RandomRingsNeverYieldAChainOutsideGuestMemory) {
         }
         bool wrap = rng() & 1;
         uint16_t slot = uint16_t(rng() % 8);
-        if (g.walk(slot, wrap) != chain_error::none)
+        auto e = g.walk(slot, wrap);
+        ++seen[size_t(e)];
+        if (e != chain_error::none)
             continue;
         ++accepted;
         EXPECT_LT(g.chain.id, 8);
@@ -186,4 +189,7 @@ TEST(PackedWalker, RandomRingsNeverYieldAChainOutsideGuestMemory) {
         }
     }
     EXPECT_GT(accepted, 100u);
+    for (auto e : {chain_error::not_available, chain_error::id_out_of_range,
+                   chain_error::indirect_bad_len, chain_error::unmapped})
+        EXPECT_GT(seen[size_t(e)], 0u) << to_string(e) << " never produced";
 }
