@@ -162,7 +162,7 @@ TEST(PackedWalker, RandomRingsNeverYieldAChainOutsideGuestMemory) {
     std::mt19937 rng(7);
     fake_guest g;
     unsigned accepted = 0;
-    std::vector<unsigned> seen(size_t(chain_error::count_));
+    std::vector<unsigned> seen(static_cast<size_t>(chain_error::count_));
     for (int round = 0; round < 20000; ++round) {
         for (auto& d : g.ring) {
             d.addr = rng() % 3 == 0 ? (1u << 20) + rng() % 70000 : rng() % 70000;
