@@ -60,6 +60,15 @@ TEST(DirtyLog, EveryPageTheRelayWritesIsMarkedAndNothingElse) {
     sent s;
     run_requests(*blk, virtio::blk::t_out, 4, io, s); // something to read back
     ASSERT_TRUE(dev->start_dirty_log());
+    // The VMM has LOG_ALL on; qemu-storage-daemon, which offers it too,
+    // never gets it: it writes only the isolated region.
+    auto info = telemetry(v.prefix, "/vuiso/port/info,0");
+    auto bit26 = [](const nlohmann::json& hex) {
+        return (std::stoull(hex.get<std::string>(), nullptr, 16) >> 26) & 1;
+    };
+    EXPECT_EQ(bit26(info["guest"]["features"]), 1u) << info.dump();
+    EXPECT_EQ(bit26(info["backend"]["offered_features"]), 1u) << info.dump();
+    EXPECT_EQ(bit26(info["backend"]["features"]), 0u) << info.dump();
     const auto& used = dev->queue(0).addr();
     auto& mem = dev->memory();
     auto used_pages =
