@@ -315,16 +315,20 @@ unsigned queue_relay::resubmit(uint64_t now) {
     return static_cast<unsigned>(in_flight.size());
 }
 
+bool queue_relay::carries_guest_data(const shadow_chain& ch) const noexcept {
+    for (uint32_t k = 0, b = ch.first; k < ch.blocks; ++k, b = _slot[b].next)
+        if (!_slot[b].writable)
+            return true;
+    return false;
+}
+
 unsigned queue_relay::return_empty_in_flight() noexcept {
     unsigned back = 0;
     for (uint16_t i = 0; i < _shadow.size(); ++i) {
         shadow_chain& ch = _chain[i];
         if (!ch.blocks || ch.abandoned)
             continue;
-        bool readable = false;
-        for (uint32_t k = 0, b = ch.first; k < ch.blocks; ++k, b = _slot[b].next)
-            readable |= !_slot[b].writable;
-        if (readable)
+        if (carries_guest_data(ch))
             continue; // a request: it is abandoned below, not answered
         _guest_busy[ch.guest_head] = 0;
         _guest.put_used(ch.guest_head, 0);
@@ -342,9 +346,8 @@ unsigned queue_relay::untake_in_flight_tail() noexcept {
         shadow_chain& ch = _chain[i];
         if (!ch.blocks || ch.abandoned)
             continue;
-        for (uint32_t k = 0, b = ch.first; k < ch.blocks; ++k, b = _slot[b].next)
-            if (!_slot[b].writable)
-                return 0; // a request: the back-end may still carry it out
+        if (carries_guest_data(ch))
+            return 0; // a request: the back-end may still carry it out
         ++n;
     }
     if (n == 0 || n > _guest.size())

@@ -212,6 +212,8 @@ class queue_relay {
     int _guest_kick_fd, _backend_call_fd;
     bool _stalled = false, _jumped = false;
     alignas(64) relay_counters _c; // own cache lines: readers do not disturb the hot fields
+    // Has any of its blocks readable bytes (a request, not an rx buffer)?
+    [[nodiscard]] bool carries_guest_data(const shadow_chain& ch) const noexcept;
     latency_histogram _latency;
 
     bool _indirect;
