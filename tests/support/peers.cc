@@ -97,7 +97,10 @@ testpmd_peer testpmd_peer::launch(const temp_dir& dir, const std::string& name,
         "stdbuf", "-oL",      "dpdk-testpmd",  "-l",     "0,1",    "--no-huge", "-m",
         mem,      "--no-pci", "--file-prefix", t.prefix, "--vdev", vdev};
     argv.insert(argv.end(), extra_eal.begin(), extra_eal.end());
-    for (const char* a : {"--", "--stats-period", "1", "--nb-cores", "1"})
+    // --no-flush-rx: testpmd otherwise drains and drops what a port holds
+    // when forwarding starts, and a peer that connected first (client=1)
+    // may already have sent frames by then.
+    for (const char* a : {"--", "--stats-period", "1", "--nb-cores", "1", "--no-flush-rx"})
         argv.emplace_back(a);
     argv.push_back("--total-num-mbufs=" + std::to_string(mbufs));
     if (o.queues > 1) {
