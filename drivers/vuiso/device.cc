@@ -172,6 +172,18 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
     bool shadow_event_idx = sf & bit(virtio::f_event_idx);
     bool shadow_indirect = sf & bit(virtio::f_indirect_desc);
     bool guest_event_idx = gf & bit(virtio::f_event_idx);
+    bool packed = gf & bit(virtio::f_ring_packed);
+    // Host address to guest physical (a packed ring's used entries are
+    // logged where they are).
+    auto gpa_of = [&](const void* host) -> uint64_t {
+        auto h = reinterpret_cast<uint64_t>(host);
+        for (uint32_t k = 0; k < (*table)->nregions; ++k) {
+            const auto& r = (*table)->regions[k];
+            if (h >= r.host_user_addr && h - r.host_user_addr < r.size)
+                return r.guest_phys_addr + (h - r.host_user_addr);
+        }
+        return 0;
+    };
 
     for (uint16_t i = 0; i < rings.size(); ++i) {
         const rte_vhost_vring& vr = rings[i];
@@ -179,6 +191,7 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         auto q = std::make_unique<queue>();
         q->index = i;
         q->guest_ring = vr.size;
+        q->guest_packed = packed;
         q->shadow_ring = rl.size;
         q->kick.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         q->call.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -186,7 +199,10 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
             return make_error(errno, "eventfd failed");
         uint16_t last_avail = 0, last_used = 0;
         rte_vhost_get_vring_base(vid, i, &last_avail, &last_used);
-        ring_inflight inflight = take_ring_inflight(vid, i, vr.size, _inflight_entries);
+        // Inflight tracking is for split rings (the packed region's layout
+        // is another): none for a packed guest.
+        ring_inflight inflight =
+            take_ring_inflight(vid, i, vr.size, packed ? uint16_t{0} : _inflight_entries);
         if (!inflight.replay.empty())
             _log->warn("queue {}: {} requests a previous dpdk-vuiso had taken and not returned "
                        "(the VMM's inflight region) are posted again",
@@ -201,7 +217,9 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
                                            last_avail,
                                            last_used,
                                            inflight.region,
-                                           inflight.counter};
+                                           inflight.counter,
+                                           packed,
+                                           packed ? gpa_of(vr.desc_packed) : 0};
         s.replay = inflight.replay;
         s.memory = &_memory;
         s.shadow_desc = reg_.at(rl.desc);
@@ -231,11 +249,15 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
     }
     place_queues();
     for (auto& q : _queues)
-        _log->info("queue {}: guest ring {} resumes at avail {}, shadow ring {}{}, {} x {} B "
+        _log->info("queue {}: guest ring {}{} resumes at avail {}, shadow ring {}{}, {} x {} B "
                    "bounce units, lcore {}, inflight tracking {}",
-                   q->index, q->guest_ring, q->relay->last_avail(), q->shadow_ring,
-                   shadow_indirect ? " (indirect)" : "", q->relay->pool().capacity(), _cfg.buf_size,
-                   _workers.lcore_of(q->relay.get()), q->relay->tracking_inflight() ? "on" : "off");
+                   q->index, packed ? "packed " : "", q->guest_ring,
+                   packed ? fmt::format("{}/wrap {}", q->relay->last_avail() & 0x7fff,
+                                        q->relay->last_avail() >> 15)
+                          : std::to_string(q->relay->last_avail()),
+                   q->shadow_ring, shadow_indirect ? " (indirect)" : "",
+                   q->relay->pool().capacity(), _cfg.buf_size, _workers.lcore_of(q->relay.get()),
+                   q->relay->tracking_inflight() ? "on" : "off");
     _log->info("device started: bounce, {} rings, region {} MiB {} on NUMA node {}{}, guest "
                "features {:#x}, back-end features {:#x}",
                _queues.size(), reg_.size() >> 20, region::to_string(reg_.kind()),
@@ -581,6 +603,8 @@ std::vector<port::queue_info> port::queues() {
         queue_info& o = out[q->index];
         o.running = true;
         o.guest_ring = q->guest_ring;
+        o.guest_packed = q->guest_packed;
+        o.shadow_packed = q->shadow_packed;
         if (q->relay) {
             o.lcore = _workers.lcore_of(q->relay.get());
             o.busy = _workers.busy_of(q->relay.get());

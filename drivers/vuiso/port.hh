@@ -79,6 +79,7 @@ class port {
         int lcore = -1;  // -1: not on an lcore (passthrough, or held)
         double busy = 0; // share of its lcore in the last second
         uint16_t guest_ring = 0, shadow_ring = 0;
+        bool guest_packed = false, shadow_packed = false; // ring formats (split or packed)
         relay::queue_stats stats;
     };
     [[nodiscard]] std::vector<queue_info> queues();
@@ -110,6 +111,7 @@ class port {
         std::unique_ptr<relay::queue_relay> relay; // bounce mode only
         unique_fd kick, call;                      // shadow ring eventfds (bounce)
         uint16_t guest_ring = 0, shadow_ring = 0;
+        bool guest_packed = false, shadow_packed = false;
         vhost_user::vring_addr addr{}; // the shadow ring, as the back-end maps it (bounce)
         size_t pool_offset = 0;        // its bounce memory in the region (bounce)
     };

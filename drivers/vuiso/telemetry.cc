@@ -200,7 +200,9 @@ int cmd_queues(const char*, const char* params, rte_tel_data* d) {
                 .str("lcore", q.lcore >= 0 ? std::to_string(q.lcore) : "none")
                 .str("busy_percent", fmt::format("{:.1f}", q.busy * 100))
                 .u64("guest_ring", q.guest_ring)
-                .u64("shadow_ring", q.shadow_ring);
+                .str("guest_format", q.guest_packed ? "packed" : "split")
+                .u64("shadow_ring", q.shadow_ring)
+                .str("shadow_format", q.shadow_packed ? "packed" : "split");
             stats(qd, q.stats, false); // only the reasons seen: the reply has 16 KiB
             r.sub(fmt::format("q{}", q.index).c_str(), qd);
         }

@@ -9,13 +9,23 @@ template <typename T> T load_once(const T* p) noexcept {
 
 } // namespace
 
-guest_ring::guest_ring(const guest_ring_layout& l) noexcept
+guest_ring::guest_ring(const guest_ring_layout& l)
     : _desc(l.desc), _avail(l.avail), _used(l.used), _size(l.size), _event_idx(l.event_idx),
       _last_avail(l.last_avail), _used_idx(l.last_used), _published(l.last_used),
-      _signalled(l.last_used), _inflight(l.inflight), _inflight_counter(l.inflight_counter) {
+      _signalled(l.last_used), _inflight(l.packed ? nullptr : l.inflight),
+      _inflight_counter(l.inflight_counter), _packed(l.packed),
+      _pdesc(reinterpret_cast<vring::packed_desc*>(l.desc)),
+      _driver_event(reinterpret_cast<vring::packed_event*>(l.avail)),
+      _device_event(reinterpret_cast<vring::packed_event*>(l.used)),
+      _avail_pos(vring::packed_pos::from_base(l.last_avail)),
+      _used_pos(vring::packed_pos::from_base(l.last_used)), _signalled_pos(_used_pos),
+      _desc_gpa(l.desc_gpa), _chain_slots(l.packed ? new uint16_t[l.size]() : nullptr) {
 }
 
 uint16_t guest_ring::pending(bool& jumped) const noexcept {
+    jumped = false;
+    if (_packed)
+        return chain_available() ? 1 : 0;
     uint16_t idx = __atomic_load_n(&_avail[1], __ATOMIC_ACQUIRE);
     uint16_t n = static_cast<uint16_t>(idx - _last_avail);
     jumped = n > _size;
@@ -27,6 +37,8 @@ uint16_t guest_ring::head(uint16_t k) const noexcept {
 }
 
 void guest_ring::put_used(uint16_t head, uint32_t len) noexcept {
+    if (_packed)
+        return put_used_packed(head, len);
     auto* e = reinterpret_cast<vring::used_elem*>(_used + 2) + (_used_idx & (_size - 1));
     e->id = head;
     e->len = len;
@@ -63,6 +75,8 @@ void guest_ring::retire(uint16_t head) noexcept {
 }
 
 guest_ring::notify guest_ring::publish_used() noexcept {
+    if (_packed)
+        return publish_used_packed();
     if (_used_idx == _signalled)
         return notify::nothing_new;
     if (_used_idx != _published) {
@@ -84,6 +98,8 @@ guest_ring::notify guest_ring::publish_used() noexcept {
 }
 
 void guest_ring::suppress_kicks() noexcept {
+    if (_packed)
+        return set_kicks_packed(vring::packed_event_disable);
     // Without EVENT_IDX the flag says it; with it the guest compares against
     // avail_event, which we leave behind so it is crossed once per 64 Ki.
     __atomic_store_n(&_used[0], vring::used_f_no_notify, __ATOMIC_RELAXED);
@@ -95,6 +111,11 @@ void guest_ring::suppress_kicks() noexcept {
 namespace vuiso::relay {
 
 bool guest_ring::enable_kicks() noexcept {
+    if (_packed) {
+        set_kicks_packed(vring::packed_event_enable);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST); // as below
+        return chain_available();
+    }
     if (_event_idx) {
         __atomic_store_n(&_used[2 + 4 * _size], _last_avail, __ATOMIC_RELAXED); // avail_event
         log_used(4 + 8 * uint32_t(_size), 2);

@@ -12,15 +12,18 @@ using vhost_user::bit;
 constexpr uint64_t device_bits = ((uint64_t{1} << 24) - 1) | ~((uint64_t{1} << 50) - 1);
 
 // Transport bits a guest may see in bounce mode: what our guest_ring and
-// chain walker honour.
-constexpr uint64_t bounce_guest_transport =
-    bit(virtio::f_version_1) | bit(virtio::f_indirect_desc) | bit(virtio::f_event_idx);
+// chain walkers honour. Packed rings whatever the back-end runs: the
+// shadow ring is ours, so ring transport is negotiated per side.
+constexpr uint64_t bounce_guest_transport = bit(virtio::f_version_1) |
+                                            bit(virtio::f_indirect_desc) |
+                                            bit(virtio::f_event_idx) | bit(virtio::f_ring_packed);
 
 // Transport bits passed through in passthrough mode (the back-end runs the
 // guest's rings itself). Packed rings, IN_ORDER, NOTIFICATION_DATA and the
 // IOMMU stay off: the port's control plane does not relay what they need
 // (IOTLB, packed ring state). Dirty logging is relayed (guest_offer).
-constexpr uint64_t passthrough_transport = bounce_guest_transport;
+constexpr uint64_t passthrough_transport =
+    bit(virtio::f_version_1) | bit(virtio::f_indirect_desc) | bit(virtio::f_event_idx);
 
 } // namespace
 

@@ -95,7 +95,9 @@ unsigned queue_relay::submit(uint64_t now) noexcept {
     bool stalled = false;
     if (_replay_at < _replay.size()) [[unlikely]]
         stalled = !replay(now, moved);
-    if (!stalled) {
+    if (!stalled && _guest.packed()) {
+        stalled = !submit_packed(now, moved);
+    } else if (!stalled) {
         bool jumped;
         uint16_t n = std::min<uint16_t>(_guest.pending(jumped), batch);
         if (jumped != _jumped) { // count each episode once, not every poll
@@ -154,6 +156,41 @@ queue_relay::verdict queue_relay::relay_chain(uint16_t head, uint64_t now) noexc
         _guest.put_used(head, 0);
         return verdict::returned;
     }
+    return relay_walked(head, now);
+}
+
+bool queue_relay::submit_packed(uint64_t now, uint16_t& moved) noexcept {
+    const vring::walk_limits limits{_guest.size()};
+    for (unsigned k = 0; k < batch && _guest.chain_available(); ++k) {
+        vring::packed_chain pc;
+        vring::chain_error e = vring::walk_packed_chain(_guest.packed_descs(), _guest.avail_pos(),
+                                                        limits, *_mem, _walked, pc);
+        if (e != vring::chain_error::none || _guest_busy[pc.id]) [[unlikely]] {
+            if (e != vring::chain_error::none)
+                ++_c.bad_chain[size_t(e)];
+            else
+                ++_c.duplicate_head; // the first posting is still in flight
+            // Returned empty if it can be (a valid id not in flight), else
+            // passed over: the guest never gets back a buffer it broke.
+            if (pc.ended && !_guest_busy[pc.id]) {
+                _guest.take_chain(pc.id, pc.slots);
+                _guest.put_used(pc.id, 0);
+            } else {
+                _guest.skip_slots(std::max<uint16_t>(pc.slots, 1));
+            }
+            ++moved;
+            continue;
+        }
+        _guest.note_chain(pc.id, pc.slots); // before relay_walked may return it
+        if (relay_walked(pc.id, now) == verdict::wait)
+            return false;
+        _guest.skip_slots(pc.slots);
+        ++moved;
+    }
+    return true;
+}
+
+queue_relay::verdict queue_relay::relay_walked(uint16_t head, uint64_t now) noexcept {
     if (_walked.pieces == 1 && _walked.piece[0].len <= _pool.max_block()) [[likely]] {
         // One piece, one block, one descriptor (a net frame, an rx buffer).
         const vring::chain_piece& p = _walked.piece[0];
@@ -352,6 +389,12 @@ unsigned queue_relay::untake_in_flight_tail() noexcept {
     }
     if (n == 0 || n > _guest.size())
         return 0;
+    if (_guest.packed()) {
+        if (!_guest.untake_packed(_guest_busy.get(), n))
+            return 0;
+        forget_untaken();
+        return n;
+    }
     // The last n avail entries name exactly the heads in flight, each once
     // (marked 2 while checked; a guest that rewrote its avail ring fails).
     uint16_t j = 1;
@@ -366,6 +409,12 @@ unsigned queue_relay::untake_in_flight_tail() noexcept {
         _guest_busy[_guest.head(static_cast<uint16_t>(0 - k))] = 1;
     if (!fits)
         return 0;
+    _guest.unconsume(static_cast<uint16_t>(n));
+    forget_untaken();
+    return n;
+}
+
+void queue_relay::forget_untaken() noexcept {
     for (uint16_t i = 0; i < _shadow.size(); ++i) {
         shadow_chain& ch = _chain[i];
         if (!ch.blocks || ch.abandoned)
@@ -373,10 +422,8 @@ unsigned queue_relay::untake_in_flight_tail() noexcept {
         _guest_busy[ch.guest_head] = 0;
         _guest.untrack(ch.guest_head);
         ch.abandoned = true; // its blocks come back with the back-end's entry, or never
+        ++_c.abandoned;
     }
-    _guest.unconsume(static_cast<uint16_t>(n));
-    _c.abandoned += n;
-    return n;
 }
 
 void queue_relay::abandon_in_flight() noexcept {

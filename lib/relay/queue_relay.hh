@@ -22,6 +22,7 @@
 #include "relay/queue_stats.hh"
 #include "vring/chain_walker.hh"
 #include "vring/dirty_log.hh"
+#include "vring/packed_walker.hh"
 #include "vring/split_driver.hh"
 
 #include <array>
@@ -149,7 +150,7 @@ class queue_relay {
     // Chains the guest has made available and the relay has not taken.
     [[nodiscard]] uint16_t untaken() const noexcept {
         bool jumped;
-        return _guest.pending(jumped);
+        return _guest.packed() ? _guest.untaken_packed() : _guest.pending(jumped);
     }
     [[nodiscard]] bool tracking_inflight() const noexcept { return _guest.tracking(); }
     [[nodiscard]] uint16_t last_avail() const noexcept { return _guest.last_avail(); }
@@ -172,6 +173,10 @@ class queue_relay {
     // Posts what is left of the replay list; false if it stalled.
     bool replay(uint64_t now, uint16_t& moved) noexcept;
     verdict relay_chain(uint16_t head, uint64_t now) noexcept;
+    // Packed guest rings: takes up to a batch of chains; false if stalled.
+    bool submit_packed(uint64_t now, uint16_t& moved) noexcept;
+    // Relays the chain in _walked (checked, not in flight) under `head`.
+    verdict relay_walked(uint16_t head, uint64_t now) noexcept;
     // Publishes the guest's used entries, interrupts it if it asked, and
     // refreshes the pool gauge; returns `moved`.
     unsigned finish(unsigned moved) noexcept;
@@ -212,6 +217,9 @@ class queue_relay {
     int _guest_kick_fd, _backend_call_fd;
     bool _stalled = false, _jumped = false;
     alignas(64) relay_counters _c; // own cache lines: readers do not disturb the hot fields
+    // The chains in flight were given back untaken: they are the guest's
+    // again, and the back-end's entries for them write nothing.
+    void forget_untaken() noexcept;
     // Has any of its blocks readable bytes (a request, not an rx buffer)?
     [[nodiscard]] bool carries_guest_data(const shadow_chain& ch) const noexcept;
     latency_histogram _latency;

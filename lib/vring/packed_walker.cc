@@ -46,6 +46,7 @@ chain_error walk_packed_chain(const packed_desc* ring, packed_pos at, const walk
     if (at.slot >= size)
         return chain_error::head_out_of_range;
     uint64_t total = 0;
+    chain_error first = chain_error::none; // the first refused buffer
     packed_pos p = at;
     for (uint16_t count = 0;; ++count) {
         if (count == size)
@@ -56,22 +57,22 @@ chain_error walk_packed_chain(const packed_desc* ring, packed_pos at, const walk
         if (!packed_available(d.flags, p.wrap))
             return chain_error::not_available;
         chain.slots = uint16_t(count + 1);
+        bool last = (d.flags & desc_f_indirect) || !(d.flags & desc_f_next);
+        if (last && d.id >= size)
+            return chain_error::id_out_of_range;
         if (d.flags & desc_f_indirect) {
             if ((d.flags & desc_f_next) || count != 0)
                 return chain_error::indirect_not_alone;
-            if (d.id >= size)
-                return chain_error::id_out_of_range;
             chain.id = out.head = d.id;
+            chain.ended = true;
             return walk_indirect(d, limits, mem, out, total);
         }
-        if (auto e = add_buffer(d.addr, d.len, d.flags & desc_f_write, mem, out, total);
-            e != chain_error::none)
-            return e;
-        if (!(d.flags & desc_f_next)) {
-            if (d.id >= size)
-                return chain_error::id_out_of_range;
+        if (first == chain_error::none)
+            first = add_buffer(d.addr, d.len, d.flags & desc_f_write, mem, out, total);
+        if (last) {
             chain.id = out.head = d.id;
-            return chain_error::none;
+            chain.ended = true;
+            return first;
         }
         p = p.advance(1, size);
     }

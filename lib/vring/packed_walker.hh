@@ -24,11 +24,16 @@ namespace vuiso::vring {
 struct packed_chain {
     uint16_t id = 0;    // the buffer id the used descriptor must carry
     uint16_t slots = 0; // ring slots it occupies (the next chain starts after them)
+    // The chain's last descriptor was reached and `id` is in range, even if
+    // a buffer before it was refused: the chain can be returned (len 0).
+    bool ended = false;
 };
 
 // Walks the chain whose head is at `at`. The caller saw the head
 // available (packed_available on its flags, read with acquire); the rest of
-// the head is read after that. `out.head` is set to the buffer id.
+// the head is read after that. `out.head` is set to the buffer id. A
+// refused buffer does not stop the walk: the flags of the rest are still
+// read, to find where the chain ends and which id it carries.
 chain_error walk_packed_chain(const packed_desc* ring, packed_pos at, const walk_limits& limits,
                               const guest_memory& mem, walked_chain& out,
                               packed_chain& chain) noexcept;

@@ -25,6 +25,7 @@ struct net_case {
     std::vector<std::string> lcores{"-l", "0,1"};
     unsigned queues = 1;
     unsigned queue_size = 0; // virtio_user's default, 256
+    bool packed = false;     // virtio_user packed_vq=1 (the shadow ring stays split)
 };
 
 struct counts {
@@ -68,8 +69,9 @@ counts run(const net_case& c) {
     auto backend = testpmd_peer::start(dir, backend_sock, backend_fwd, {.queues = c.queues});
     auto vuiso = vuiso_proc::start(dir, {"vuiso0,guest=" + guest_sock + ",backend=" + backend_sock},
                                    {guest_sock}, {.lcores = c.lcores});
-    auto guest = testpmd_peer::start_guest(dir, guest_sock, c.guest_sends ? "txonly" : "rxonly",
-                                           {.queues = c.queues, .queue_size = c.queue_size});
+    auto guest = testpmd_peer::start_guest(
+        dir, guest_sock, c.guest_sends ? "txonly" : "rxonly",
+        {.queues = c.queues, .queue_size = c.queue_size, .packed = c.packed});
     std::this_thread::sleep_for(3s);
     auto replies =
         telemetry(vuiso.prefix, std::vector<std::string>{"/vuiso/port/queues,0", "/vuiso/lcores"});
@@ -127,6 +129,8 @@ TEST_P(RelayNet, EveryFrameArrives) {
         EXPECT_EQ(qj["state"], "running") << n.queues.dump();
         EXPECT_EQ(qj["guest_ring"], ring) << n.queues.dump();
         EXPECT_EQ(qj["shadow_ring"], ring) << "the shadow ring has the guest's size";
+        EXPECT_EQ(qj["guest_format"], c.packed ? "packed" : "split") << n.queues.dump();
+        EXPECT_EQ(qj["shadow_format"], "split") << "ring formats are negotiated per side";
         // The sender's rings; with two queue pairs the back-end also sends
         // back what it receives.
         bool carries = (q % 2 == 1) == c.guest_sends || (c.queues > 1 && c.guest_sends);
@@ -169,6 +173,14 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(net_case{"GuestToBackendTwoQueuePairs", true, {"-l", "0,1"}, 2},
                       net_case{"BackendToGuestTwoQueuePairs", false, {"-l", "0,1"}, 2},
                       net_case{"GuestToBackendTwoQueuePairsThreeLcores", true, three_on_two, 2}),
+    [](const auto& i) { return i.param.name; });
+
+INSTANTIATE_TEST_SUITE_P(
+    Packed, RelayNet,
+    ::testing::Values(net_case{"GuestToBackend", true, {"-l", "0,1"}, 1, 0, true},
+                      net_case{"BackendToGuest", false, {"-l", "0,1"}, 1, 0, true},
+                      net_case{"GuestToBackend4096", true, {"-l", "0,1"}, 1, 4096, true},
+                      net_case{"BackendToGuestTwoQueuePairs", false, {"-l", "0,1"}, 2, 0, true}),
     [](const auto& i) { return i.param.name; });
 
 } // namespace

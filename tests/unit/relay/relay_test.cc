@@ -97,7 +97,7 @@ TEST(Negotiation, DeviceBitsPassRingBitsPerSide) {
     ASSERT_TRUE(g);
     EXPECT_EQ(*g & 0x46, 0x46u);                       // device bits pass
     EXPECT_TRUE(*g & bit(virtio::f_indirect_desc));    // ours, though the back-end lacks it
-    EXPECT_FALSE(*g & bit(virtio::f_ring_packed));     // never offered
+    EXPECT_TRUE(*g & bit(virtio::f_ring_packed));      // our guest ring runs packed too
     EXPECT_FALSE(*g & bit(virtio::f_access_platform)); // never offered
     EXPECT_TRUE(*g & bit(virtio::f_log_all));          // we log our own writes: migration works
     EXPECT_FALSE(shadow_features(*g, backend, isolation::bounce) & bit(virtio::f_log_all))
@@ -110,6 +110,9 @@ TEST(Negotiation, DeviceBitsPassRingBitsPerSide) {
                  bit(virtio::f_log_all))
         << "a back-end that cannot log: no migration through passthrough";
     EXPECT_FALSE(*p & bit(virtio::f_indirect_desc)); // the back-end runs the rings: its bits
+    EXPECT_FALSE(*p & bit(virtio::f_ring_packed)) << "packed ring state is not relayed";
+    EXPECT_FALSE(shadow_features(*g, backend, isolation::bounce) & bit(virtio::f_ring_packed))
+        << "a packed guest does not make the shadow ring packed";
     EXPECT_TRUE(*p & bit(virtio::f_event_idx));
 
     uint64_t acked = *g & ~uint64_t{0x40};

@@ -128,6 +128,23 @@ TEST(PackedWalker, RefusesWhatAHostileGuestWrites) {
     }
 }
 
+TEST(PackedWalker, ARefusedBufferStillFindsTheChainsEndAndId) {
+    fake_guest g;                // so the relay can return it (len 0) and go on after it
+    g.put(0, 0x20000, 16, 0, N); // outside guest memory
+    g.put(1, 0x100, 16, 0, N);
+    g.put(2, 0x200, 16, 4, W);
+    EXPECT_EQ(g.walk(), chain_error::unmapped);
+    EXPECT_TRUE(g.chain.ended);
+    EXPECT_EQ(g.chain.id, 4);
+    EXPECT_EQ(g.chain.slots, 3);
+    g.put(2, 0x200, 16, 9, W); // but not an id beyond the ring
+    EXPECT_EQ(g.walk(), chain_error::id_out_of_range);
+    EXPECT_FALSE(g.chain.ended);
+    g.put(2, 0x200, 16, 4, W, false); // nor a chain whose end is not available
+    EXPECT_EQ(g.walk(), chain_error::not_available);
+    EXPECT_FALSE(g.chain.ended);
+}
+
 TEST(PackedWalker, IndirectTablesInPackedForm) {
     fake_guest g;
     auto* t = g.table();
