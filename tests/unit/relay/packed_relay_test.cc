@@ -1,0 +1,320 @@
+// A packed guest ring through the relay onto a split shadow ring: chains
+// taken at the avail position across the ring's end, used entries written
+// in completion order (out of order when the back-end completes so), each
+// skipping its chain's slots; hostile packed chains counted by reason and
+// returned or passed over; the guest's interrupt wishes (driver event
+// area); rx buffers given back untaken at a stop.
+#include "relay/queue_relay.hh"
+#include "vring/packed_ring.hh"
+
+#include <algorithm>
+#include <cstring>
+#include <gtest/gtest.h>
+#include <map>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace vuiso;
+using namespace vuiso::relay;
+using vring::packed_desc;
+
+namespace {
+
+constexpr uint16_t N = vring::desc_f_next, W = vring::desc_f_write;
+constexpr uint64_t gpa = 0x40000000, iova = 0x100000;
+constexpr uint16_t shadow_size = 16;
+
+// The guest's driver of a packed ring: posts chains at its avail position
+// (the head's flags written last) and reads used entries at its used one.
+struct packed_guest {
+    packed_desc* ring;
+    uint16_t size;
+    vring::packed_pos avail, used;
+    std::map<uint16_t, uint16_t> slots_of; // id -> slots, while in flight
+
+    // Writes a chain of (addr, len, writable) pieces with buffer `id`.
+    void post(std::vector<vring::segment> segs, uint16_t id, uint16_t extra_flags = 0) {
+        uint16_t head_flags = 0;
+        vring::packed_pos p = avail;
+        for (size_t i = 0; i < segs.size(); ++i) {
+            uint16_t f =
+                uint16_t((segs[i].writable ? W : 0) | (i + 1 < segs.size() ? N : 0) | extra_flags);
+            f |= p.wrap ? vring::pdesc_f_avail : vring::pdesc_f_used;
+            ring[p.slot] = {segs[i].addr, segs[i].len, id, i == 0 ? uint16_t(0) : f};
+            if (i == 0)
+                head_flags = f;
+            p = p.advance(1, size);
+        }
+        __atomic_store_n(&ring[avail.slot].flags, head_flags, __ATOMIC_RELEASE);
+        slots_of[id] = uint16_t(segs.size());
+        avail = p;
+    }
+    // The next used entry, if any: {id, len}.
+    bool take_used(uint16_t& id, uint32_t& len) {
+        packed_desc d = ring[used.slot];
+        bool is_used = ((d.flags & vring::pdesc_f_used) != 0) == used.wrap &&
+                       ((d.flags & vring::pdesc_f_avail) != 0) == used.wrap;
+        if (!is_used)
+            return false;
+        id = d.id;
+        len = d.len;
+        used = used.advance(slots_of.at(id), size);
+        slots_of.erase(id);
+        return true;
+    }
+};
+
+class PackedRelay : public ::testing::Test {
+  protected:
+    void SetUp() override { build(8); }
+    void build(uint16_t size) {
+        qsize = size;
+        ram.assign(1 << 20, 0);
+        vring::guest_region gr{gpa, ram.size(), ram.data()};
+        mem = *vring::guest_memory::build(std::span(&gr, 1));
+        std::fill(sh.begin(), sh.end(), uint8_t{0});
+        region.assign(64 * 64, 0);
+        vring::guest_region rr{iova, region.size(), region.data()};
+        region_mem = *vring::guest_memory::build(std::span(&rr, 1));
+        auto* pring = reinterpret_cast<packed_desc*>(at(gpa + 0x80000));
+        driver_event = reinterpret_cast<vring::packed_event*>(at(gpa + 0x90000));
+        device_event = reinterpret_cast<vring::packed_event*>(at(gpa + 0x90040));
+        guest = packed_guest{pring, size, {}, {}, {}};
+        kick = ::eventfd(0, EFD_NONBLOCK);
+        call = ::eventfd(0, EFD_NONBLOCK);
+        queue_setup s{};
+        s.guest = {reinterpret_cast<vring::desc*>(pring),
+                   reinterpret_cast<uint16_t*>(driver_event),
+                   reinterpret_cast<uint16_t*>(device_event),
+                   size,
+                   true,
+                   0x8000,
+                   0x8000,
+                   nullptr,
+                   0,
+                   true,
+                   gpa + 0x80000};
+        s.memory = &mem;
+        uint8_t* d = align(sh.data());
+        s.shadow_desc = d;
+        s.shadow_avail = d + vring::desc_bytes(shadow_size);
+        s.shadow_used = align(d + vring::desc_bytes(shadow_size) + vring::avail_bytes(shadow_size));
+        s.shadow_size = shadow_size;
+        s.pool_base = region.data();
+        s.pool_iova = iova;
+        s.buf_size = 64;
+        s.buf_count = 64;
+        s.backend_kick_fd = kick;
+        s.guest_call_fd = call;
+        relay = std::make_unique<queue_relay>(s);
+        backend = std::make_unique<guest_ring>(guest_ring_layout{
+            reinterpret_cast<vring::desc*>(s.shadow_desc), static_cast<uint16_t*>(s.shadow_avail),
+            static_cast<uint16_t*>(s.shadow_used), shadow_size, false, 0, 0});
+    }
+    void TearDown() override {
+        ::close(kick);
+        ::close(call);
+    }
+    static uint8_t* align(uint8_t* p) {
+        return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+    }
+    uint8_t* at(uint64_t a) { return ram.data() + (a - gpa); }
+
+    // Request `i`: 8 readable bytes, then 8 writable ones (two slots).
+    void post_numbered(int i, uint16_t id) {
+        for (int b = 0; b < 8; ++b)
+            *at(gpa + i * 64 + b) = uint8_t(i * 10 + b);
+        guest.post({{gpa + i * 64, 8, false}, {gpa + 4096 + i * 64, 8, true}}, id);
+    }
+    bool answered(int i) {
+        for (int b = 0; b < 8; ++b)
+            if (*at(gpa + 4096 + i * 64 + b) != uint8_t(i * 10 + (7 - b)))
+                return false;
+        return true;
+    }
+    // The shadow chains the back-end has, in the order it took them.
+    std::vector<uint16_t> backend_heads() {
+        bool jumped;
+        std::vector<uint16_t> heads;
+        uint16_t n = backend->pending(jumped);
+        for (uint16_t k = 0; k < n; ++k)
+            heads.push_back(backend->head(k));
+        backend->consume(n);
+        return heads;
+    }
+    // Completes shadow chain `head`: the readable bytes reversed into the writable ones.
+    void complete(uint16_t head) {
+        vring::walked_chain c;
+        ASSERT_EQ(vring::walk_chain(backend->descs(), head, {shadow_size}, region_mem, c),
+                  vring::chain_error::none);
+        std::vector<uint8_t> in;
+        for (uint16_t i = 0; i < c.first_writable; ++i)
+            in.insert(in.end(), c.piece[i].ptr, c.piece[i].ptr + c.piece[i].len);
+        std::reverse(in.begin(), in.end());
+        uint32_t w = 0;
+        for (uint16_t i = c.first_writable; i < c.pieces && w < in.size(); ++i) {
+            uint32_t m = std::min<uint32_t>(c.piece[i].len, uint32_t(in.size() - w));
+            std::memcpy(c.piece[i].ptr, in.data() + w, m);
+            w += m;
+        }
+        backend->put_used(head, w);
+        backend->publish_used();
+    }
+    unsigned poll() { return relay->poll(now += 100); }
+
+    std::vector<uint8_t> ram, region, sh = std::vector<uint8_t>(8192);
+    vring::guest_memory mem, region_mem;
+    vring::packed_event *driver_event = nullptr, *device_event = nullptr;
+    packed_guest guest{};
+    std::unique_ptr<queue_relay> relay;
+    std::unique_ptr<guest_ring> backend;
+    int kick = -1, call = -1;
+    uint16_t qsize = 0;
+    uint64_t now = 1000;
+};
+
+} // namespace
+
+TEST_F(PackedRelay, RoundTripsAcrossTheRingsEndManyTimes) {
+    // Chains of two slots on a ring of 8: the positions wrap every 4 requests.
+    for (int i = 0; i < 40; ++i) {
+        uint16_t id = uint16_t(i % 3 + 2); // ids need not follow slots
+        post_numbered(i % 64, id);
+        EXPECT_EQ(poll(), 1u) << i;
+        auto heads = backend_heads();
+        ASSERT_EQ(heads.size(), 1u);
+        complete(heads[0]);
+        EXPECT_EQ(poll(), 1u);
+        uint16_t got;
+        uint32_t len;
+        ASSERT_TRUE(guest.take_used(got, len)) << i;
+        EXPECT_EQ(got, id);
+        EXPECT_EQ(len, 8u);
+        EXPECT_TRUE(answered(i % 64)) << i;
+    }
+    EXPECT_EQ(relay->last_avail(), guest.avail.base()) << "GET_VRING_BASE's form: wrap in bit 15";
+    EXPECT_EQ(relay->last_used(), guest.used.base());
+    EXPECT_EQ(relay->counters().completions, 40u);
+}
+
+TEST_F(PackedRelay, UsedEntriesFollowTheBackendsCompletionOrder) {
+    post_numbered(0, 5);
+    post_numbered(1, 6);
+    post_numbered(2, 7);
+    EXPECT_EQ(poll(), 3u);
+    auto heads = backend_heads();
+    ASSERT_EQ(heads.size(), 3u);
+    complete(heads[2]); // the last first
+    complete(heads[0]);
+    poll();
+    uint16_t id;
+    uint32_t len;
+    ASSERT_TRUE(guest.take_used(id, len));
+    EXPECT_EQ(id, 7);
+    ASSERT_TRUE(guest.take_used(id, len));
+    EXPECT_EQ(id, 5);
+    EXPECT_FALSE(guest.take_used(id, len)) << "6 is still at the back-end";
+    // The freed slots take new chains while 6 is in flight; then 6 returns.
+    uint16_t six = heads[1];
+    post_numbered(3, 5);
+    post_numbered(4, 7);
+    EXPECT_EQ(poll(), 2u);
+    auto more = backend_heads();
+    ASSERT_EQ(more.size(), 2u);
+    complete(more[1]);
+    complete(six);
+    complete(more[0]);
+    poll();
+    for (uint16_t want : {7, 6, 5}) {
+        ASSERT_TRUE(guest.take_used(id, len));
+        EXPECT_EQ(id, want);
+    }
+    for (int i = 0; i < 5; ++i)
+        EXPECT_TRUE(answered(i)) << i;
+    EXPECT_FALSE(guest.take_used(id, len));
+}
+
+TEST_F(PackedRelay, HostileChainsAreCountedByReasonAndTheGuestGoesOn) {
+    // A buffer id beyond the ring (spdk#3860): passed over, never returned.
+    guest.post({{gpa, 16, false}}, 8);
+    guest.slots_of.erase(8);
+    // A buffer outside guest memory with a valid id: returned empty.
+    guest.post({{0x7000000000ull, 16, false}, {gpa + 4096, 8, true}}, 3);
+    EXPECT_EQ(poll(), 2u);
+    uint16_t id;
+    uint32_t len;
+    ASSERT_TRUE(guest.take_used(id, len));
+    EXPECT_EQ(id, 3);
+    EXPECT_EQ(len, 0u);
+    // An id already in flight: the second chain is passed over.
+    post_numbered(1, 4);
+    post_numbered(2, 4);
+    guest.slots_of[4] = 2;
+    EXPECT_EQ(poll(), 2u);
+    auto& c = relay->counters();
+    EXPECT_EQ(c.bad_chain[size_t(vring::chain_error::id_out_of_range)], 1u);
+    EXPECT_EQ(c.bad_chain[size_t(vring::chain_error::unmapped)], 1u);
+    EXPECT_EQ(c.duplicate_head, 1u);
+    EXPECT_EQ(c.requests, 1u);
+    // The one good chain is served, and its used entry lands where the
+    // guest reads next.
+    auto heads = backend_heads();
+    ASSERT_EQ(heads.size(), 1u);
+    complete(heads[0]);
+    poll();
+    ASSERT_TRUE(guest.take_used(id, len));
+    EXPECT_EQ(id, 4);
+    EXPECT_TRUE(answered(1));
+    EXPECT_EQ(relay->stats()[metric::guest_rejected], 3u);
+}
+
+TEST_F(PackedRelay, InterruptsFollowTheDriverEventArea) {
+    auto one = [&](int i) {
+        post_numbered(i, 1);
+        poll();
+        complete(backend_heads().at(0));
+        poll();
+        uint16_t id;
+        uint32_t len;
+        EXPECT_TRUE(guest.take_used(id, len));
+    };
+    driver_event->flags = vring::packed_event_disable;
+    one(0);
+    EXPECT_EQ(relay->counters().guest_irqs, 0u);
+    EXPECT_EQ(relay->counters().guest_irqs_suppressed, 1u);
+    driver_event->flags = vring::packed_event_enable;
+    one(1);
+    EXPECT_EQ(relay->counters().guest_irqs, 1u);
+    // EVENT_IDX: an interrupt only when the used position passes off_wrap.
+    driver_event->flags = vring::packed_event_desc;
+    driver_event->off_wrap = uint16_t(guest.used.advance(4, qsize).base()); // two requests on
+    one(2);
+    EXPECT_EQ(relay->counters().guest_irqs, 1u);
+    one(3);
+    EXPECT_EQ(relay->counters().guest_irqs, 1u);
+    one(4);
+    EXPECT_EQ(relay->counters().guest_irqs, 2u) << "the entry at off_wrap was written";
+    // While the relay polls, the guest need not kick.
+    EXPECT_EQ(device_event->flags, vring::packed_event_disable);
+    EXPECT_TRUE(relay->arm());
+    EXPECT_EQ(device_event->flags, vring::packed_event_enable);
+}
+
+TEST_F(PackedRelay, HeldRxBuffersAreGivenBackUntakenAtAStop) {
+    for (uint16_t id = 0; id < 4; ++id)
+        guest.post({{gpa + 4096 + id * 64, 64, true}}, id);
+    EXPECT_EQ(poll(), 4u);
+    vring::packed_pos before = guest.used;
+    EXPECT_EQ(relay->untake_in_flight_tail(), 4u);
+    EXPECT_EQ(relay->last_avail(), before.base()) << "the ring resumes at the first of them";
+    EXPECT_EQ(relay->untaken(), 4u) << "and they are available again";
+}
+
+TEST_F(PackedRelay, ARequestInFlightCannotBeUntaken) {
+    post_numbered(0, 1);
+    EXPECT_EQ(poll(), 1u);
+    uint16_t avail = relay->last_avail();
+    EXPECT_EQ(relay->untake_in_flight_tail(), 0u);
+    EXPECT_EQ(relay->last_avail(), avail);
+}
