@@ -16,10 +16,13 @@ namespace vuiso::loadgen {
 using namespace vhost_user;
 
 void virtio_queue::publish_and_kick() noexcept {
-    if (_ring.publish()) {
-        uint64_t one = 1;
-        [[maybe_unused]] auto n = ::write(_kick.get(), &one, sizeof(one));
-    }
+    if (_ring.publish())
+        kick();
+}
+
+void virtio_queue::kick() noexcept {
+    uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(_kick.get(), &one, sizeof(one));
 }
 
 bool virtio_queue::wait_call(clock::time_point deadline) noexcept {
@@ -94,6 +97,10 @@ result<void> virtio_device::negotiate() {
     uint64_t want = _opts.want_features | bit(virtio::f_version_1) | bit(f_protocol_features);
     if (_opts.event_idx)
         want |= bit(virtio::f_event_idx);
+    if (_opts.packed && !(*offered & bit(virtio::f_ring_packed)))
+        return make_error(ENOTSUP, "back-end does not offer RING_PACKED");
+    if (_opts.packed)
+        want |= bit(virtio::f_ring_packed);
     _features = want & *offered;
     if (_features & bit(f_protocol_features)) {
         auto pf = l.get_protocol_features();
@@ -144,7 +151,9 @@ result<void> virtio_device::start_ring(uint16_t index) {
     vring::split_driver ring(_mem.at(*d), _mem.at(*a), _mem.at(*u), n, event_idx);
 
     vring_addr addr{index, 0, _mem.user_addr(*d), _mem.user_addr(*u), _mem.user_addr(*a), 0};
-    VUISO_TRY(_link->start_ring({addr, n, 0, kick.get(), call.get(), err.get()},
+    // A packed ring starts at slot 0 with the wrap counter set (bit 15).
+    uint16_t base = _opts.packed ? 0x8000 : 0;
+    VUISO_TRY(_link->start_ring({addr, n, base, kick.get(), call.get(), err.get()},
                                 _features & bit(f_protocol_features)));
     _queues.push_back(std::make_unique<virtio_queue>(std::move(ring), std::move(kick),
                                                      std::move(call), std::move(err), addr));

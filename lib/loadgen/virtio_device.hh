@@ -35,6 +35,11 @@ struct device_options {
     // Ask for an inflight region (INFLIGHT_SHMFD) and hand it back, as
     // QEMU's vhost-user-blk does; the back-end then tracks what it takes.
     bool inflight = false;
+    // Packed rings (VIRTIO_F_RING_PACKED), for tests that write raw packed
+    // descriptors: the descriptor area holds packed_desc entries, the avail
+    // and used areas are the driver and device event areas; the queue's
+    // split_driver is not to be used. Fails if the back-end lacks it.
+    bool packed = false;
     std::string name = "loadgen";
 };
 
@@ -49,6 +54,8 @@ class virtio_queue {
     [[nodiscard]] const vhost_user::vring_addr& addr() const noexcept { return _addr; }
     // Publishes posted chains; kicks the back-end if it asked to be told.
     void publish_and_kick() noexcept;
+    // Kicks the back-end whatever it asked (raw rings: packed tests).
+    void kick() noexcept;
     // Waits for the back-end's call (or the deadline); drains the eventfd.
     bool wait_call(clock::time_point deadline) noexcept;
 

@@ -11,6 +11,7 @@
 #include "vhost_user/frontend.hh"
 #include "virtio/blk.hh"
 #include "vring/inflight.hh"
+#include "vring/packed_ring.hh"
 #include "vring/split_ring.hh"
 
 #include <filesystem>
@@ -204,6 +205,122 @@ TEST(HostileGuest, EveryBadChainIsRejectedCountedAndTheGuestKeepsBeingServed) {
     dev1.reset();
     expect_bad_chains_reported(v, 4);
     EXPECT_TRUE(qsd0.proc.running() && qsd1.proc.running());
+}
+
+namespace {
+
+// A packed ring written by hand, as a broken or malicious driver could:
+// each chain's later slots first, its head's flags last.
+struct packed_writer {
+    vring::packed_desc* ring;
+    uint16_t size;
+    vring::packed_pos at{};
+    struct piece {
+        uint64_t addr;
+        uint32_t len;
+        uint16_t flags; // NEXT, WRITE, INDIRECT; AVAIL/USED are added
+    };
+    // Pieces from `available_until` on are not made available (a chain
+    // whose tail the driver "forgot"); all are by default.
+    void post(std::vector<piece> ps, uint16_t id, size_t available_until = SIZE_MAX) {
+        vring::packed_pos p = at;
+        uint16_t head = 0;
+        for (size_t i = 0; i < ps.size(); ++i) {
+            bool avail = i < available_until;
+            uint16_t mark = (p.wrap == avail) ? vring::pdesc_f_avail : vring::pdesc_f_used;
+            uint16_t f = uint16_t(ps[i].flags | mark);
+            ring[p.slot] = {ps[i].addr, ps[i].len, id, i == 0 ? uint16_t(0) : f};
+            if (i == 0)
+                head = f;
+            p = p.advance(1, size);
+        }
+        __atomic_store_n(&ring[at.slot].flags, head, __ATOMIC_RELEASE);
+        at = p;
+    }
+};
+
+} // namespace
+
+// The same on a packed ring (RING_PACKED, which the bounce port offers and
+// qemu-storage-daemon does not: the shadow ring is split): the packed
+// walker's own reasons and the shared ones, end to end, each counted; then
+// the guest's good request is answered at the used position it expects.
+TEST(HostileGuest, BadPackedChainsAreRejectedCountedAndTheGuestKeepsBeingServed) {
+    temp_dir dir;
+    auto qsd = qsd_peer::start(dir, make_image(dir, "d.raw", size_t{16} << 20), dir.file("b.sock"));
+    std::string g = dir.file("g.sock");
+    auto v = vuiso_proc::start(dir, {"vuiso0,guest=" + g + ",backend=" + qsd.sock}, {g});
+    loadgen::device_options o;
+    o.path = g;
+    o.event_idx = true;
+    o.packed = true;
+    auto started = loadgen::virtio_device::start(o);
+    ASSERT_TRUE(started) << started.err().message;
+    auto& dev = **started;
+    auto& mem = dev.memory();
+    auto table_off = dev.alloc_buffer(4096, 16);
+    auto data_off = dev.alloc_buffer(8192, 64);
+    ASSERT_TRUE(table_off && data_off);
+    const uint64_t tg = mem.iova(*table_off), d = mem.iova(*data_off);
+    const uint64_t end = mem.iova_base() + mem.size();
+    auto* table = reinterpret_cast<vring::packed_desc*>(mem.at(*table_off));
+    auto& q = dev.queue(0);
+    packed_writer w{reinterpret_cast<vring::packed_desc*>(q.ring().raw_table()), q.ring().size()};
+
+    std::map<std::string, uint64_t> expected;
+    w.post({{d, 16, 0}}, w.size); // spdk#3860: an id the ring has no slot for
+    ++expected["guest_bad_id_out_of_range"];
+    w.post({{0x700000000000ull, 16, N}, {d, 1, W}}, 1);
+    ++expected["guest_bad_unmapped"];
+    w.post({{end - 8, 16, 0}}, 2);
+    ++expected["guest_bad_unmapped"];
+    w.post({{d, 16, N | W}, {d + 64, 16, 0}}, 3);
+    ++expected["guest_bad_readable_after_writable"];
+    w.post({{tg, 24, I}}, 4);
+    ++expected["guest_bad_indirect_bad_len"];
+    table[0] = {d, 16, 0, I}; // an indirect table naming another
+    w.post({{tg, 16, I}}, 5);
+    ++expected["guest_bad_nested_indirect"];
+    w.post({{d, 16, N}, {tg, 16, I}}, 6); // an indirect descriptor after a direct one
+    ++expected["guest_bad_indirect_not_alone"];
+    q.kick();
+    // A chain whose second slot the driver never made available: the head
+    // is passed over and the next chain starts at that slot.
+    std::this_thread::sleep_for(200ms);
+    w.post({{d, 16, N}, {d, 1, W}}, 7, 1);
+    --w.at.slot; // back over the unavailable slot (slot 11: no wrap in between)
+    ++expected["guest_bad_not_available"];
+    q.kick();
+    std::this_thread::sleep_for(200ms);
+
+    // A good read of sector 0: header, 512 bytes, status; the status byte
+    // starts as neither answer.
+    auto* hdr = reinterpret_cast<virtio::blk::outhdr*>(mem.at(*data_off + 4096));
+    *hdr = {virtio::blk::t_in, 0, 0};
+    uint8_t* status = mem.at(*data_off + 4096 + 1024);
+    *status = 0xff;
+    const uint64_t b = d + 4096;
+    w.post({{b, 16, N}, {b + 512, 512, N | W}, {b + 1024, 1, W}}, 9);
+    q.kick();
+    // Its used entry, at the slot where the guest expects the next one: the
+    // returned bad chains' entries came before it, in order.
+    auto deadline = in(10s);
+    while (__atomic_load_n(status, __ATOMIC_ACQUIRE) == 0xff && loadgen::clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(*status, virtio::blk::s_ok) << read_file(v.log);
+
+    auto st = telemetry(v.prefix, "/vuiso/port/stats,0");
+    uint64_t total = 0;
+    for (auto& [counter, n] : expected) {
+        EXPECT_EQ(st[counter], n) << counter << ": " << st.dump();
+        total += n;
+    }
+    EXPECT_EQ(st["guest_rejected"], total) << st.dump();
+    EXPECT_EQ(st["requests"], 1u) << st.dump();
+    EXPECT_EQ(st["completions"], 1u) << st.dump();
+    auto queues = telemetry(v.prefix, "/vuiso/port/queues,0");
+    EXPECT_EQ(queues["q0"]["guest_format"], "packed");
+    EXPECT_TRUE(qsd.proc.running());
 }
 
 // A hostile VMM's inflight requests (HOSTILE-INPUTS: CVE-2020-10726,

@@ -9,8 +9,11 @@ frames; Mpps (packets received per second, both ports) and the ratio. For
 each proxied run it also reports dpdk-vuiso's copy efficiency against the
 rte_memcpy roofline on its core and its cycles per request.
 
+With --packed the virtio_user port runs packed rings (packed_vq=1), in the
+direct run and in the proxied one (where the shadow ring stays split).
+
   tests/perf/net_loopback.py [--time SECONDS] [--sizes 64,1518] [--lcores one,two]
-                             [--bursts N] [--queue-size N]
+                             [--bursts N] [--queue-size N] [--packed]
 """
 import argparse
 import os
@@ -51,7 +54,7 @@ LCORE_MODELS = {"one": pl.ONE_LCORE, "two": ["--lcores", f"0@{pl.VUISO_CORE},1@{
 
 
 def measure(size, seconds, proxied, want_profile=False, devargs="", lcores="one", bursts=8,
-            queue_size=256):
+            queue_size=256, packed=False):
     with pl.Run("net") as run:
         vsock = run.path("vhost.sock")
         prefix = run.prefix("testpmd")
@@ -66,7 +69,8 @@ def measure(size, seconds, proxied, want_profile=False, devargs="", lcores="one"
             sock = run.path("guest.sock")
             v = pl.vuiso(run, [f"vuiso0,guest={sock},backend={vsock},isolation=bounce{devargs}"],
                          [sock], lcores=LCORE_MODELS[lcores])
-        tp.send(f"port attach net_virtio_user0,path={sock},queues=1,queue_size={queue_size}")
+        tp.send(f"port attach net_virtio_user0,path={sock},queues=1,queue_size={queue_size}"
+                + (",packed_vq=1" if packed else ""))
         pl.wait_for(lambda: "Port 1 is attached" in tp.text(), 20, "virtio_user to attach")
         tp.send("port start all")
         tp.send(f"set txpkts {size}")
@@ -111,6 +115,7 @@ def main():
     ap.add_argument("--bursts", type=int, default=8, help="start tx_first N (frames in the loop)")
     ap.add_argument("--queue-size", type=int, default=256, help="virtio_user's ring size")
     ap.add_argument("--devargs", default="", help="more port devargs, e.g. buf-size=2K")
+    ap.add_argument("--packed", action="store_true", help="virtio_user with packed_vq=1")
     ap.add_argument("--profile", action="store_true",
                     help="perf record both cores during each proxied run, print the top symbols")
     a = ap.parse_args()
@@ -121,10 +126,10 @@ def main():
     roof = roofline(sizes, 1.0)
     rows, eff = [], []
     for size in sizes:
-        d = measure(size, a.time, False, bursts=a.bursts, queue_size=a.queue_size)
+        d = measure(size, a.time, False, bursts=a.bursts, queue_size=a.queue_size, packed=a.packed)
         for m in models:
             p = measure(size, a.time, True, a.profile, "," + a.devargs if a.devargs else "", m,
-                        a.bursts, a.queue_size)
+                        a.bursts, a.queue_size, a.packed)
             if a.profile:
                 for core, text in p["profile"].items():
                     print(f"\nprofile, {size} B through dpdk-vuiso ({m} lcore), core {core}:\n{text}")
@@ -135,7 +140,8 @@ def main():
             eff.append([f"{size} B", LCORE_MODELS[m][-1], f"{p['copied_gbs']:.2f}", f"{mc:.2f}",
                         f"{pl.ratio(p['copied_gbs'], mc) * 100:.1f} %"])
     print(f"\nnet loopback, testpmd io fwd (core 0), start tx_first {a.bursts}, direct vs through "
-          f"dpdk-vuiso bounce (core 1), {a.time:g} s per run")
+          f"dpdk-vuiso bounce (core 1), {a.time:g} s per run, virtio_user "
+          f"{'packed' if a.packed else 'split'} rings")
     pl.table(rows, ["frame", "vuiso lcores", "Mpps direct", "Mpps bounce", "ratio",
                     "vuiso cycles/request", "vuiso lcore busy"])
     print("\ncopy efficiency: bytes dpdk-vuiso copied per second vs rte_memcpy on its core")
