@@ -24,6 +24,7 @@
 
 using namespace vuiso;
 using namespace vuiso::testing;
+using nlohmann::json;
 using vring::desc;
 
 namespace {
@@ -39,6 +40,19 @@ struct hostile {
                            uint64_t mem_end)>
         write;
 };
+
+// The port's statistics, each reason in `expected` counted exactly, and
+// nothing else rejected.
+json expect_rejected(const vuiso_proc& v, const std::map<std::string, uint64_t>& expected) {
+    auto st = telemetry(v.prefix, "/vuiso/port/stats,0");
+    uint64_t total = 0;
+    for (auto& [counter, n] : expected) {
+        EXPECT_EQ(st[counter], n) << counter << ": " << st.dump();
+        total += n;
+    }
+    EXPECT_EQ(st["guest_rejected"], total) << st.dump();
+    return st;
+}
 
 } // namespace
 
@@ -192,13 +206,7 @@ TEST(HostileGuest, EveryBadChainIsRejectedCountedAndTheGuestKeepsBeingServed) {
     }
     ASSERT_FALSE(HasFatalFailure());
 
-    auto st = telemetry(v.prefix, "/vuiso/port/stats,0");
-    uint64_t total = 0;
-    for (auto& [counter, n] : expected) {
-        EXPECT_EQ(st[counter], n) << counter << ": " << st.dump();
-        total += n;
-    }
-    EXPECT_EQ(st["guest_rejected"], total) << st.dump();
+    auto st = expect_rejected(v, expected);
     EXPECT_EQ(st["requests"], s.requests + 1) << "+1: the first posting of the duplicated head";
     EXPECT_EQ(telemetry(v.prefix, "/vuiso/port/stats,1")["guest_rejected"], 0u);
     dev.reset();
@@ -309,13 +317,7 @@ TEST(HostileGuest, BadPackedChainsAreRejectedCountedAndTheGuestKeepsBeingServed)
         std::this_thread::sleep_for(10ms);
     EXPECT_EQ(*status, virtio::blk::s_ok) << read_file(v.log);
 
-    auto st = telemetry(v.prefix, "/vuiso/port/stats,0");
-    uint64_t total = 0;
-    for (auto& [counter, n] : expected) {
-        EXPECT_EQ(st[counter], n) << counter << ": " << st.dump();
-        total += n;
-    }
-    EXPECT_EQ(st["guest_rejected"], total) << st.dump();
+    auto st = expect_rejected(v, expected);
     EXPECT_EQ(st["requests"], 1u) << st.dump();
     EXPECT_EQ(st["completions"], 1u) << st.dump();
     auto queues = telemetry(v.prefix, "/vuiso/port/queues,0");

@@ -6,6 +6,7 @@
 #include "relay/negotiation.hh"
 #include "relay/queue_relay.hh"
 #include "relay/queue_stats.hh"
+#include "reversing_backend.hh"
 #include "vhost_user/protocol.hh"
 #include "virtio/features.hh"
 
@@ -261,17 +262,7 @@ class Relay : public ::testing::Test {
             vring::walked_chain c;
             EXPECT_EQ(vring::walk_chain(backend->descs(), head, {shadow_size}, region_mem, c),
                       vring::chain_error::none);
-            std::vector<uint8_t> in;
-            for (uint16_t i = 0; i < c.first_writable; ++i)
-                in.insert(in.end(), c.piece[i].ptr, c.piece[i].ptr + c.piece[i].len);
-            std::reverse(in.begin(), in.end());
-            uint32_t w = 0;
-            for (uint16_t i = c.first_writable; i < c.pieces && w < in.size(); ++i) {
-                uint32_t m =
-                    std::min<uint32_t>(c.piece[i].len, static_cast<uint32_t>(in.size() - w));
-                std::memcpy(c.piece[i].ptr, in.data() + w, m);
-                w += m;
-            }
+            uint32_t w = vuiso::relay::testing::reverse_into_writable(c);
             backend->put_used(head, w + extra_len);
         }
         backend->consume(n);
