@@ -16,9 +16,9 @@
 namespace vuiso::drivers {
 namespace {
 
-constexpr std::array known_keys{"guest",        "backend",     "isolation", "guest-mode",
-                                "backend-mode", "region-size", "buf-size",  "socket-owner",
-                                "socket-group", "socket-mode"};
+constexpr std::array known_keys{"guest",        "backend",      "isolation",  "guest-mode",
+                                "backend-mode", "region-size",  "buf-size",   "shadow-ring",
+                                "socket-owner", "socket-group", "socket-mode"};
 
 error bad(std::string_view port, std::string_view key, std::string_view what) {
     return make_error(EINVAL, fmt::format("{}: devarg '{}': {}", port, key, what));
@@ -37,7 +37,8 @@ bool is_port_vdev(std::string_view vdev) noexcept {
 std::string_view devargs_help() noexcept {
     return "guest=PATH backend=PATH [isolation=bounce|passthrough] "
            "[guest-mode=server|client] [backend-mode=client|server] "
-           "[region-size=SIZE (64M)] [buf-size=SIZE (4K)] [socket-owner=USER] "
+           "[region-size=SIZE (64M)] [buf-size=SIZE (4K)] [shadow-ring=split|packed (split)] "
+           "[socket-owner=USER] "
            "[socket-group=GROUP] [socket-mode=OCTAL]";
 }
 
@@ -81,6 +82,10 @@ result<port_config> parse_port(std::string_view vdev) {
                 c.mode = relay::isolation::passthrough;
             else
                 return bad(c.name, key, fmt::format("'{}' is not bounce or passthrough", val));
+        } else if (key == "shadow-ring") {
+            if (val != "split" && val != "packed")
+                return bad(c.name, key, fmt::format("'{}' is not split or packed", val));
+            c.shadow_packed = val == "packed";
         } else if (key == "guest-mode") {
             if (val != "server" && val != "client")
                 return bad(c.name, key, fmt::format("'{}' is not server or client", val));
@@ -159,6 +164,7 @@ std::vector<std::pair<std::string, std::string>> devarg_pairs(const port_config&
         {"backend-mode", c.backend_mode == vhost_user::link_mode::server ? "server" : "client"},
         {"region-size", size_text(c.region_size)},
         {"buf-size", size_text(c.buf_size)},
+        {"shadow-ring", c.shadow_packed ? "packed" : "split"},
     };
     if (!c.sockets.owner.empty())
         kv.emplace_back("socket-owner", c.sockets.owner);

@@ -1,7 +1,7 @@
 // devargs: a port's configuration from its --vdev string,
 //   vuiso0,guest=PATH,backend=PATH[,isolation=bounce|passthrough]
 //         [,guest-mode=server|client][,backend-mode=client|server]
-//         [,region-size=SIZE][,buf-size=SIZE]
+//         [,region-size=SIZE][,buf-size=SIZE][,shadow-ring=split|packed]
 //         [,socket-owner=USER][,socket-group=GROUP][,socket-mode=OCTAL]
 // parsed with rte_kvargs (the same keys in a --config file, a port_add
 // request and save-config's output). Every error names the key it is about.
@@ -42,6 +42,9 @@ struct port_config {
     vhost_user::link_mode backend_mode = vhost_user::link_mode::client;
     size_t region_size = size_t{64} << 20; // the isolated region (bounce mode)
     uint32_t buf_size = 4096;              // one bounce buffer
+    // shadow-ring=packed: packed shadow rings when the back-end offers
+    // RING_PACKED (bounce mode; split otherwise, whatever the guest runs).
+    bool shadow_packed = false;
     socket_access sockets;
 };
 

@@ -163,7 +163,8 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
     auto plan = relay::plan_region(sizes, _cfg.buf_size, _cfg.region_size);
     if (!plan)
         return std::move(plan).err();
-    uint64_t sf = relay::shadow_features(gf, _backend_features, relay::isolation::bounce);
+    uint64_t sf =
+        relay::shadow_features(gf, _backend_features, relay::isolation::bounce, _cfg.shadow_packed);
     VUISO_TRY(_link->set_features(sf));
     _shadow_features = sf;
     // The region goes where most of the queues will be served.
@@ -171,6 +172,7 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
     auto& reg_ = *_region;
     bool shadow_event_idx = sf & bit(virtio::f_event_idx);
     bool shadow_indirect = sf & bit(virtio::f_indirect_desc);
+    bool shadow_packed = sf & bit(virtio::f_ring_packed);
     bool guest_event_idx = gf & bit(virtio::f_event_idx);
     bool packed = gf & bit(virtio::f_ring_packed);
     // Host address to guest physical (a packed ring's used entries are
@@ -192,6 +194,7 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         q->index = i;
         q->guest_ring = vr.size;
         q->guest_packed = packed;
+        q->shadow_packed = shadow_packed;
         q->shadow_ring = rl.size;
         q->kick.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         q->call.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -228,6 +231,7 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         s.shadow_size = rl.size;
         s.shadow_event_idx = shadow_event_idx;
         s.shadow_indirect = shadow_indirect;
+        s.shadow_packed = shadow_packed;
         s.pool_base = reg_.at(rl.pool);
         s.pool_iova = reg_.iova(rl.pool);
         s.buf_size = _cfg.buf_size;
@@ -243,21 +247,22 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
         q->addr = {i, 0, reg_.user_addr(rl.desc), reg_.user_addr(rl.used), reg_.user_addr(rl.avail),
                    0};
         q->pool_offset = rl.pool;
-        VUISO_TRY(_link->start_ring({q->addr, rl.size, 0, q->kick.get(), q->call.get()},
-                                    sf & bit(vhost_user::f_protocol_features)));
+        VUISO_TRY(
+            _link->start_ring({q->addr, rl.size, shadow_base(*q), q->kick.get(), q->call.get()},
+                              sf & bit(vhost_user::f_protocol_features)));
         _queues.push_back(std::move(q));
     }
     place_queues();
     for (auto& q : _queues)
-        _log->info("queue {}: guest ring {}{} resumes at avail {}, shadow ring {}{}, {} x {} B "
+        _log->info("queue {}: guest ring {}{} resumes at avail {}, shadow ring {}{}{}, {} x {} B "
                    "bounce units, lcore {}, inflight tracking {}",
                    q->index, packed ? "packed " : "", q->guest_ring,
                    packed ? fmt::format("{}/wrap {}", q->relay->last_avail() & 0x7fff,
                                         q->relay->last_avail() >> 15)
                           : std::to_string(q->relay->last_avail()),
-                   q->shadow_ring, shadow_indirect ? " (indirect)" : "",
-                   q->relay->pool().capacity(), _cfg.buf_size, _workers.lcore_of(q->relay.get()),
-                   q->relay->tracking_inflight() ? "on" : "off");
+                   q->shadow_ring, shadow_packed ? " packed" : "",
+                   shadow_indirect ? " (indirect)" : "", q->relay->pool().capacity(), _cfg.buf_size,
+                   _workers.lcore_of(q->relay.get()), q->relay->tracking_inflight() ? "on" : "off");
     _log->info("device started: bounce, {} rings, region {} MiB {} on NUMA node {}{}, guest "
                "features {:#x}, back-end features {:#x}",
                _queues.size(), reg_.size() >> 20, region::to_string(reg_.kind()),
@@ -448,8 +453,9 @@ result<void> port::resume_bounce() {
     unsigned again = 0;
     for (auto& q : _queues) {
         unsigned n = q->relay->resubmit(rte_rdtsc());
-        VUISO_TRY(_link->start_ring({q->addr, q->shadow_ring, 0, q->kick.get(), q->call.get()},
-                                    _shadow_features & bit(vhost_user::f_protocol_features)));
+        VUISO_TRY(_link->start_ring(
+            {q->addr, q->shadow_ring, shadow_base(*q), q->kick.get(), q->call.get()},
+            _shadow_features & bit(vhost_user::f_protocol_features)));
         if (n) { // the new back-end has not asked for kicks yet: tell it once
             uint64_t one = 1;
             if (::write(q->kick.get(), &one, sizeof(one)) != sizeof(one))

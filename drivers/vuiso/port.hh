@@ -115,6 +115,8 @@ class port {
         vhost_user::vring_addr addr{}; // the shadow ring, as the back-end maps it (bounce)
         size_t pool_offset = 0;        // its bounce memory in the region (bounce)
     };
+    // A shadow ring starts at slot 0, with a packed ring's wrap counter set.
+    static uint16_t shadow_base(const queue& q) noexcept { return q.shadow_packed ? 0x8000 : 0; }
     void link_thread();
     // The back-end hung up: take the queues off the lcores, keep what is in
     // flight, drop the link (the guest side stays up; its requests wait).

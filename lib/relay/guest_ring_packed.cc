@@ -28,22 +28,6 @@ void guest_ring::put_used_packed(uint16_t id, uint32_t len) noexcept {
     _used_pos = _used_pos.advance(_chain_slots[id], _size);
 }
 
-namespace {
-
-// Slot positions as one count that grows by the ring's size each wrap, so
-// that need_event can compare them (the spec's "off - size" correction).
-bool packed_need_event(uint16_t off_wrap, packed_pos now, packed_pos before,
-                       uint16_t size) noexcept {
-    int new_idx = now.slot, old_idx = before.slot, off = off_wrap & 0x7fff;
-    if (new_idx <= old_idx)
-        old_idx -= size;
-    if (now.wrap != ((off_wrap >> 15) != 0))
-        off -= size;
-    return vring::need_event(uint16_t(off), uint16_t(new_idx), uint16_t(old_idx));
-}
-
-} // namespace
-
 guest_ring::notify guest_ring::publish_used_packed() noexcept {
     if (_used_pos.slot == _signalled_pos.slot && _used_pos.wrap == _signalled_pos.wrap)
         return notify::nothing_new;
@@ -52,8 +36,8 @@ guest_ring::notify guest_ring::publish_used_packed() noexcept {
     uint16_t flags = __atomic_load_n(&_driver_event->flags, __ATOMIC_RELAXED);
     bool irq = flags != vring::packed_event_disable;
     if (flags == vring::packed_event_desc && _event_idx)
-        irq = packed_need_event(__atomic_load_n(&_driver_event->off_wrap, __ATOMIC_RELAXED),
-                                _used_pos, _signalled_pos, _size);
+        irq = vring::packed_need_event(__atomic_load_n(&_driver_event->off_wrap, __ATOMIC_RELAXED),
+                                       _used_pos, _signalled_pos, _size);
     _signalled_pos = _used_pos;
     return irq ? notify::interrupt : notify::suppressed;
 }

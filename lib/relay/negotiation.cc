@@ -45,11 +45,13 @@ result<uint64_t> guest_offer(uint64_t backend_offered, isolation mode) {
     return (backend_offered & device_bits) | transport | log | bit(vhost_user::f_protocol_features);
 }
 
-uint64_t shadow_features(uint64_t guest_acked, uint64_t backend_offered, isolation mode) {
+uint64_t shadow_features(uint64_t guest_acked, uint64_t backend_offered, isolation mode,
+                         bool packed) {
     uint64_t f = guest_acked & device_bits;
     if (mode == isolation::bounce) // our own shadow rings: what the back-end takes of ours
         f |= bit(virtio::f_version_1) |
-             (backend_offered & (bit(virtio::f_event_idx) | bit(virtio::f_indirect_desc)));
+             (backend_offered & (bit(virtio::f_event_idx) | bit(virtio::f_indirect_desc) |
+                                 (packed ? bit(virtio::f_ring_packed) : 0)));
     else // the back-end writes guest RAM: it logs (LOG_ALL never goes to a bounce back-end)
         f |= guest_acked & (passthrough_transport | bit(virtio::f_log_all));
     return (f | bit(vhost_user::f_protocol_features)) & backend_offered;

@@ -18,7 +18,9 @@ std::string_view to_string(isolation m) noexcept;
 result<uint64_t> guest_offer(uint64_t backend_offered, isolation mode);
 
 // Feature bits to ack toward the back-end once the guest has acked.
-uint64_t shadow_features(uint64_t guest_acked, uint64_t backend_offered, isolation mode);
+// `packed`: bounce shadow rings are packed if the back-end offers it.
+uint64_t shadow_features(uint64_t guest_acked, uint64_t backend_offered, isolation mode,
+                         bool packed = false);
 
 // Protocol features we ask of the back-end, and those we offer the guest
 // given what the back-end acked. INFLIGHT_SHMFD only in bounce mode, where

@@ -16,8 +16,8 @@ void signal_fd(int fd) noexcept {
 } // namespace
 
 queue_relay::queue_relay(const queue_setup& s)
-    : _guest(s.guest), _mem(s.memory),
-      _shadow(s.shadow_desc, s.shadow_avail, s.shadow_used, s.shadow_size, s.shadow_event_idx),
+    : _guest(s.guest), _mem(s.memory), _shadow(s.shadow_desc, s.shadow_avail, s.shadow_used,
+                                               s.shadow_size, s.shadow_event_idx, s.shadow_packed),
       _pool(s.pool_base, s.pool_iova, s.buf_size, s.buf_count), _kick_fd(s.backend_kick_fd),
       _call_fd(s.guest_call_fd), _guest_kick_fd(s.guest_kick_fd),
       _backend_call_fd(s.backend_call_fd), _indirect(s.shadow_indirect),
@@ -291,8 +291,7 @@ uint16_t queue_relay::post(uint16_t n, uint32_t table) noexcept {
     // Cannot fail: room was checked and the walker ordered the pieces.
     int sh = table == bounce_pool::none
                  ? _shadow.add_chain(segs)
-                 : _shadow.add_indirect(segs, reinterpret_cast<vring::desc*>(_pool.ptr(table)),
-                                        _pool.iova(table));
+                 : _shadow.add_indirect(segs, _pool.ptr(table), _pool.iova(table));
     return static_cast<uint16_t>(sh);
 }
 

@@ -20,6 +20,7 @@
 #include "relay/bounce_pool.hh"
 #include "relay/guest_ring.hh"
 #include "relay/queue_stats.hh"
+#include "relay/shadow_ring.hh"
 #include "vring/chain_walker.hh"
 #include "vring/dirty_log.hh"
 #include "vring/packed_walker.hh"
@@ -62,7 +63,9 @@ struct queue_setup {
     void* shadow_used;
     uint16_t shadow_size;
     bool shadow_event_idx;
-    bool shadow_indirect; // the back-end takes indirect tables
+    bool shadow_indirect;       // the back-end takes indirect tables
+    bool shadow_packed = false; // the shadow ring is packed (desc: the ring; avail, used: the
+                                // driver and device event areas)
     // Bounce memory, inside the isolated region: buf_count units of buf_size.
     uint8_t* pool_base;
     uint64_t pool_iova;
@@ -211,7 +214,7 @@ class queue_relay {
 
     guest_ring _guest;
     const vring::guest_memory* _mem;
-    vring::split_driver _shadow;
+    shadow_ring _shadow;
     bounce_pool _pool;
     int _kick_fd, _call_fd;
     int _guest_kick_fd, _backend_call_fd;

@@ -51,6 +51,21 @@ struct packed_pos {
     }
 };
 
+// The event suppression test of a packed ring (EVENT_IDX): has the other
+// side's event position `off_wrap` (bits 0-14 the slot, bit 15 its wrap
+// counter) been passed by moving from `before` to `now`? Positions become
+// one count that grows by the ring's size each wrap, so that need_event
+// (split_ring.hh) can compare them.
+inline bool packed_need_event(uint16_t off_wrap, packed_pos now, packed_pos before,
+                              uint16_t size) noexcept {
+    int new_idx = now.slot, old_idx = before.slot, off = off_wrap & 0x7fff;
+    if (new_idx <= old_idx)
+        old_idx -= size;
+    if (now.wrap != ((off_wrap >> 15) != 0))
+        off -= size;
+    return static_cast<uint16_t>(new_idx - off - 1) < static_cast<uint16_t>(new_idx - old_idx);
+}
+
 // Is a descriptor with these flags available to a device at wrap `wrap`?
 inline bool packed_available(uint16_t flags, bool wrap) noexcept {
     return ((flags & pdesc_f_avail) != 0) == wrap && ((flags & pdesc_f_used) != 0) != wrap;

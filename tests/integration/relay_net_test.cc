@@ -24,8 +24,9 @@ struct net_case {
     bool guest_sends;
     std::vector<std::string> lcores{"-l", "0,1"};
     unsigned queues = 1;
-    unsigned queue_size = 0; // virtio_user's default, 256
-    bool packed = false;     // virtio_user packed_vq=1 (the shadow ring stays split)
+    unsigned queue_size = 0;    // virtio_user's default, 256
+    bool packed = false;        // virtio_user packed_vq=1
+    bool shadow_packed = false; // shadow-ring=packed (testpmd's net_vhost offers RING_PACKED)
 };
 
 struct counts {
@@ -67,7 +68,9 @@ counts run(const net_case& c) {
     std::string backend_sock = dir.file("net.sock"), guest_sock = dir.file("guest.sock");
     std::string backend_fwd = c.guest_sends ? (c.queues > 1 ? "io" : "rxonly") : "txonly";
     auto backend = testpmd_peer::start(dir, backend_sock, backend_fwd, {.queues = c.queues});
-    auto vuiso = vuiso_proc::start(dir, {"vuiso0,guest=" + guest_sock + ",backend=" + backend_sock},
+    auto vuiso = vuiso_proc::start(dir,
+                                   {"vuiso0,guest=" + guest_sock + ",backend=" + backend_sock +
+                                    (c.shadow_packed ? ",shadow-ring=packed" : "")},
                                    {guest_sock}, {.lcores = c.lcores});
     auto guest = testpmd_peer::start_guest(
         dir, guest_sock, c.guest_sends ? "txonly" : "rxonly",
@@ -130,7 +133,8 @@ TEST_P(RelayNet, EveryFrameArrives) {
         EXPECT_EQ(qj["guest_ring"], ring) << n.queues.dump();
         EXPECT_EQ(qj["shadow_ring"], ring) << "the shadow ring has the guest's size";
         EXPECT_EQ(qj["guest_format"], c.packed ? "packed" : "split") << n.queues.dump();
-        EXPECT_EQ(qj["shadow_format"], "split") << "ring formats are negotiated per side";
+        EXPECT_EQ(qj["shadow_format"], c.shadow_packed ? "packed" : "split")
+            << "ring formats are negotiated per side";
         // The sender's rings; with two queue pairs the back-end also sends
         // back what it receives.
         bool carries = (q % 2 == 1) == c.guest_sends || (c.queues > 1 && c.guest_sends);
@@ -181,6 +185,15 @@ INSTANTIATE_TEST_SUITE_P(
                       net_case{"BackendToGuest", false, {"-l", "0,1"}, 1, 0, true},
                       net_case{"GuestToBackend4096", true, {"-l", "0,1"}, 1, 4096, true},
                       net_case{"BackendToGuestTwoQueuePairs", false, {"-l", "0,1"}, 2, 0, true}),
+    [](const auto& i) { return i.param.name; });
+
+// Packed shadow rings toward testpmd, under split and packed guests.
+INSTANTIATE_TEST_SUITE_P(
+    PackedShadow, RelayNet,
+    ::testing::Values(net_case{"SplitGuestToBackend", true, {"-l", "0,1"}, 1, 0, false, true},
+                      net_case{"BackendToSplitGuest", false, {"-l", "0,1"}, 1, 0, false, true},
+                      net_case{"PackedGuestToBackend", true, {"-l", "0,1"}, 1, 0, true, true},
+                      net_case{"BackendToPackedGuest", false, {"-l", "0,1"}, 1, 0, true, true}),
     [](const auto& i) { return i.param.name; });
 
 } // namespace

@@ -163,8 +163,8 @@ TEST(RelayCli, HelpTellsTheDevargs) {
     EXPECT_EQ(r.exit_code, 0);
     for (const char* k :
          {"guest=", "backend=", "isolation=", "guest-mode", "backend-mode", "region-size",
-          "buf-size", "socket-owner", "socket-group", "socket-mode", "--config", "--ctl-socket",
-          "--log-level", "--stats-period", "--idle-ms", "every EAL lcore relays"})
+          "buf-size", "shadow-ring", "socket-owner", "socket-group", "socket-mode", "--config",
+          "--ctl-socket", "--log-level", "--stats-period", "--idle-ms", "every EAL lcore relays"})
         EXPECT_NE(r.out.find(k), std::string::npos) << k;
 }
 

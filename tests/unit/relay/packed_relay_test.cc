@@ -5,6 +5,7 @@
 // returned or passed over; the guest's interrupt wishes (driver event
 // area); rx buffers given back untaken at a stop.
 #include "relay/queue_relay.hh"
+#include "reversing_backend.hh"
 #include "vring/packed_ring.hh"
 
 #include <algorithm>
@@ -68,7 +69,10 @@ struct packed_guest {
 class PackedRelay : public ::testing::Test {
   protected:
     void SetUp() override { build(8); }
-    void build(uint16_t size) {
+    // `packed_shadow`: the shadow ring is packed too (its back-end the
+    // relay's own packed device side).
+    void build(uint16_t size, bool packed_shadow = false) {
+        shadow_packed = packed_shadow;
         qsize = size;
         ram.assign(1 << 20, 0);
         vring::guest_region gr{gpa, ram.size(), ram.data()};
@@ -107,10 +111,17 @@ class PackedRelay : public ::testing::Test {
         s.buf_count = 64;
         s.backend_kick_fd = kick;
         s.guest_call_fd = call;
+        s.shadow_packed = packed_shadow;
         relay = std::make_unique<queue_relay>(s);
-        backend = std::make_unique<guest_ring>(guest_ring_layout{
-            reinterpret_cast<vring::desc*>(s.shadow_desc), static_cast<uint16_t*>(s.shadow_avail),
-            static_cast<uint16_t*>(s.shadow_used), shadow_size, false, 0, 0});
+        guest_ring_layout b{reinterpret_cast<vring::desc*>(s.shadow_desc),
+                            static_cast<uint16_t*>(s.shadow_avail),
+                            static_cast<uint16_t*>(s.shadow_used),
+                            shadow_size,
+                            false,
+                            uint16_t(packed_shadow ? 0x8000 : 0),
+                            uint16_t(packed_shadow ? 0x8000 : 0)};
+        b.packed = packed_shadow;
+        backend = std::make_unique<guest_ring>(b);
     }
     void TearDown() override {
         ::close(kick);
@@ -135,6 +146,20 @@ class PackedRelay : public ::testing::Test {
     }
     // The shadow chains the back-end has, in the order it took them.
     std::vector<uint16_t> backend_heads() {
+        if (shadow_packed) {
+            std::vector<uint16_t> ids;
+            while (backend->chain_available()) {
+                vring::walked_chain c;
+                vring::packed_chain pc;
+                EXPECT_EQ(vring::walk_packed_chain(backend->packed_descs(), backend->avail_pos(),
+                                                   {shadow_size}, region_mem, c, pc),
+                          vring::chain_error::none);
+                backend->take_chain(pc.id, pc.slots);
+                taken[pc.id] = c;
+                ids.push_back(pc.id);
+            }
+            return ids;
+        }
         bool jumped;
         std::vector<uint16_t> heads;
         uint16_t n = backend->pending(jumped);
@@ -146,18 +171,12 @@ class PackedRelay : public ::testing::Test {
     // Completes shadow chain `head`: the readable bytes reversed into the writable ones.
     void complete(uint16_t head) {
         vring::walked_chain c;
-        ASSERT_EQ(vring::walk_chain(backend->descs(), head, {shadow_size}, region_mem, c),
-                  vring::chain_error::none);
-        std::vector<uint8_t> in;
-        for (uint16_t i = 0; i < c.first_writable; ++i)
-            in.insert(in.end(), c.piece[i].ptr, c.piece[i].ptr + c.piece[i].len);
-        std::reverse(in.begin(), in.end());
-        uint32_t w = 0;
-        for (uint16_t i = c.first_writable; i < c.pieces && w < in.size(); ++i) {
-            uint32_t m = std::min<uint32_t>(c.piece[i].len, uint32_t(in.size() - w));
-            std::memcpy(c.piece[i].ptr, in.data() + w, m);
-            w += m;
-        }
+        if (shadow_packed)
+            c = taken.at(head);
+        else
+            ASSERT_EQ(vring::walk_chain(backend->descs(), head, {shadow_size}, region_mem, c),
+                      vring::chain_error::none);
+        uint32_t w = vuiso::relay::testing::reverse_into_writable(c);
         backend->put_used(head, w);
         backend->publish_used();
     }
@@ -172,67 +191,88 @@ class PackedRelay : public ::testing::Test {
     int kick = -1, call = -1;
     uint16_t qsize = 0;
     uint64_t now = 1000;
+    bool shadow_packed = false;
+    std::map<uint16_t, vring::walked_chain> taken; // packed shadow: chains by buffer id
+
+    // Both tests run with split and packed shadow rings.
+    void round_trips() {
+        // Chains of two slots on a ring of 8: the positions wrap every 4 requests.
+        for (int i = 0; i < 40; ++i) {
+            uint16_t id = uint16_t(i % 3 + 2); // ids need not follow slots
+            post_numbered(i % 64, id);
+            EXPECT_EQ(poll(), 1u) << i;
+            auto heads = backend_heads();
+            ASSERT_EQ(heads.size(), 1u);
+            complete(heads[0]);
+            EXPECT_EQ(poll(), 1u);
+            uint16_t got;
+            uint32_t len;
+            ASSERT_TRUE(guest.take_used(got, len)) << i;
+            EXPECT_EQ(got, id);
+            EXPECT_EQ(len, 8u);
+            EXPECT_TRUE(answered(i % 64)) << i;
+        }
+        EXPECT_EQ(relay->last_avail(), guest.avail.base())
+            << "GET_VRING_BASE's form: wrap in bit 15";
+        EXPECT_EQ(relay->last_used(), guest.used.base());
+        EXPECT_EQ(relay->counters().completions, 40u);
+    }
+    void completion_order() {
+        post_numbered(0, 5);
+        post_numbered(1, 6);
+        post_numbered(2, 7);
+        EXPECT_EQ(poll(), 3u);
+        auto heads = backend_heads();
+        ASSERT_EQ(heads.size(), 3u);
+        complete(heads[2]); // the last first
+        complete(heads[0]);
+        poll();
+        uint16_t id;
+        uint32_t len;
+        ASSERT_TRUE(guest.take_used(id, len));
+        EXPECT_EQ(id, 7);
+        ASSERT_TRUE(guest.take_used(id, len));
+        EXPECT_EQ(id, 5);
+        EXPECT_FALSE(guest.take_used(id, len)) << "6 is still at the back-end";
+        // The freed slots take new chains while 6 is in flight; then 6 returns.
+        uint16_t six = heads[1];
+        post_numbered(3, 5);
+        post_numbered(4, 7);
+        EXPECT_EQ(poll(), 2u);
+        auto more = backend_heads();
+        ASSERT_EQ(more.size(), 2u);
+        complete(more[1]);
+        complete(six);
+        complete(more[0]);
+        poll();
+        for (uint16_t want : {7, 6, 5}) {
+            ASSERT_TRUE(guest.take_used(id, len));
+            EXPECT_EQ(id, want);
+        }
+        for (int i = 0; i < 5; ++i)
+            EXPECT_TRUE(answered(i)) << i;
+        EXPECT_FALSE(guest.take_used(id, len));
+    }
 };
 
 } // namespace
 
-TEST_F(PackedRelay, RoundTripsAcrossTheRingsEndManyTimes) {
-    // Chains of two slots on a ring of 8: the positions wrap every 4 requests.
-    for (int i = 0; i < 40; ++i) {
-        uint16_t id = uint16_t(i % 3 + 2); // ids need not follow slots
-        post_numbered(i % 64, id);
-        EXPECT_EQ(poll(), 1u) << i;
-        auto heads = backend_heads();
-        ASSERT_EQ(heads.size(), 1u);
-        complete(heads[0]);
-        EXPECT_EQ(poll(), 1u);
-        uint16_t got;
-        uint32_t len;
-        ASSERT_TRUE(guest.take_used(got, len)) << i;
-        EXPECT_EQ(got, id);
-        EXPECT_EQ(len, 8u);
-        EXPECT_TRUE(answered(i % 64)) << i;
-    }
-    EXPECT_EQ(relay->last_avail(), guest.avail.base()) << "GET_VRING_BASE's form: wrap in bit 15";
-    EXPECT_EQ(relay->last_used(), guest.used.base());
-    EXPECT_EQ(relay->counters().completions, 40u);
-}
+class PackedBothSides : public PackedRelay {
+  protected:
+    void SetUp() override { build(8, true); }
+};
 
+TEST_F(PackedRelay, RoundTripsAcrossTheRingsEndManyTimes) {
+    round_trips();
+}
+TEST_F(PackedBothSides, RoundTripsAcrossTheRingsEndManyTimes) {
+    round_trips();
+}
 TEST_F(PackedRelay, UsedEntriesFollowTheBackendsCompletionOrder) {
-    post_numbered(0, 5);
-    post_numbered(1, 6);
-    post_numbered(2, 7);
-    EXPECT_EQ(poll(), 3u);
-    auto heads = backend_heads();
-    ASSERT_EQ(heads.size(), 3u);
-    complete(heads[2]); // the last first
-    complete(heads[0]);
-    poll();
-    uint16_t id;
-    uint32_t len;
-    ASSERT_TRUE(guest.take_used(id, len));
-    EXPECT_EQ(id, 7);
-    ASSERT_TRUE(guest.take_used(id, len));
-    EXPECT_EQ(id, 5);
-    EXPECT_FALSE(guest.take_used(id, len)) << "6 is still at the back-end";
-    // The freed slots take new chains while 6 is in flight; then 6 returns.
-    uint16_t six = heads[1];
-    post_numbered(3, 5);
-    post_numbered(4, 7);
-    EXPECT_EQ(poll(), 2u);
-    auto more = backend_heads();
-    ASSERT_EQ(more.size(), 2u);
-    complete(more[1]);
-    complete(six);
-    complete(more[0]);
-    poll();
-    for (uint16_t want : {7, 6, 5}) {
-        ASSERT_TRUE(guest.take_used(id, len));
-        EXPECT_EQ(id, want);
-    }
-    for (int i = 0; i < 5; ++i)
-        EXPECT_TRUE(answered(i)) << i;
-    EXPECT_FALSE(guest.take_used(id, len));
+    completion_order();
+}
+TEST_F(PackedBothSides, UsedEntriesFollowTheBackendsCompletionOrder) {
+    completion_order();
 }
 
 TEST_F(PackedRelay, HostileChainsAreCountedByReasonAndTheGuestGoesOn) {
@@ -317,4 +357,29 @@ TEST_F(PackedRelay, ARequestInFlightCannotBeUntaken) {
     uint16_t avail = relay->last_avail();
     EXPECT_EQ(relay->untake_in_flight_tail(), 0u);
     EXPECT_EQ(relay->last_avail(), avail);
+}
+
+TEST_F(PackedRelay, DirtyLogMarksUsedEntriesWhereTheDescriptorsAre) {
+    // The guest's ring is at gpa + 0x80000, its device event area (what
+    // QEMU gives as log_guest_addr) at gpa + 0x90040: a used entry is a
+    // descriptor write and is marked on the ring's page, not at
+    // log_guest_addr + 16 * slot (what DPDK and SPDK mark).
+    std::vector<uint8_t> bits(((gpa + (1 << 20)) >> 12) / 8 + 1);
+    vring::dirty_log log(bits.data(), bits.size());
+    const uint64_t device_event_gpa = gpa + 0x90040;
+    relay->set_log(&log, device_event_gpa, true);
+    post_numbered(0, 1);
+    poll();
+    complete(backend_heads().at(0));
+    std::fill(bits.begin(), bits.end(), uint8_t{0});
+    poll();
+    uint16_t id;
+    uint32_t len;
+    ASSERT_TRUE(guest.take_used(id, len));
+    EXPECT_TRUE(log.marked(gpa + 0x80000)) << "the used entry's page";
+    EXPECT_TRUE(log.marked(gpa + 4096)) << "the bytes copied back";
+    EXPECT_FALSE(log.marked(device_event_gpa)) << "nothing was written there on this pass";
+    relay->arm(); // kick wishes go to the device event area
+    EXPECT_TRUE(log.marked(device_event_gpa));
+    EXPECT_EQ(relay->stats()[metric::dirty_log_misses], 0u);
 }
