@@ -14,3 +14,9 @@ using namespace vuiso::testing;
 TEST(Migration, BlkGuestThroughBouncePortsThreeTimesBackAndForth) {
     migrate_back_and_forth("bounce", 3);
 }
+
+// A packed guest (packed=on): its used entries are descriptor writes,
+// logged at the descriptors' guest addresses, not at log_guest_addr.
+TEST(Migration, PackedBlkGuestThroughBouncePortsTwice) {
+    migrate_back_and_forth("bounce", 2, true);
+}

@@ -109,9 +109,10 @@ migration_figures migrate(qmp_client& src, qmp_client& dst, const std::string& u
 
 vm start_vm(const temp_dir& dir, const std::string& sock, const std::string& name,
             const std::string& incoming, const std::string& device, const std::string& job,
-            const std::string& append) {
+            const std::string& append, bool packed) {
     vm v;
     vm_options o;
+    o.packed = packed;
     o.name = name;
     o.qmp = dir.file("qmp-" + name + ".sock");
     o.incoming = incoming;
@@ -135,7 +136,7 @@ void quit(vm& v) {
 
 // One guest migrated `times` times between ports vuiso0 and vuiso1 of one
 // dpdk-vuiso (isolation `mode`); its job checks its data at the end.
-void migrate_back_and_forth(const std::string& mode, int times) {
+void migrate_back_and_forth(const std::string& mode, int times, bool packed) {
     temp_dir dir;
     std::string img = make_image(dir, "disk.raw", size_t{64} << 20);
     std::string b0 = dir.file("b0.sock"), b1 = dir.file("b1.sock");
@@ -150,14 +151,14 @@ void migrate_back_and_forth(const std::string& mode, int times) {
                                 "vuiso1,guest=" + g1 + ",backend=" + b1 + ",isolation=" + mode},
                                {g0, g1}, {.lcores = {"-l", "1"}});
     std::vector<vm> vms;
-    vms.push_back(start_vm(dir, g0, "m0", ""));
+    vms.push_back(start_vm(dir, g0, "m0", "", "blk", "migrate", "", packed));
     ASSERT_TRUE(wait_for_text(vms[0].g.console, "VUISO RUNNING", 60s))
         << read_file(vms[0].g.console);
     std::this_thread::sleep_for(2s); // the reader's first rounds
     for (int i = 0; i < times; ++i) {
         std::string uri = dir.file("migrate-" + std::to_string(i) + ".sock");
-        vms.push_back(
-            start_vm(dir, i % 2 == 0 ? g1 : g0, "m" + std::to_string(i + 1), "unix:" + uri));
+        vms.push_back(start_vm(dir, i % 2 == 0 ? g1 : g0, "m" + std::to_string(i + 1),
+                               "unix:" + uri, "blk", "migrate", "", packed));
         auto& src = vms[vms.size() - 2];
         auto& dst = vms.back();
         auto f = migrate(*src.qmp, *dst.qmp, uri, v.prefix, 1s);
@@ -202,6 +203,9 @@ void migrate_back_and_forth(const std::string& mode, int times) {
         EXPECT_GE(count(log, "dirty logging on (LOG_ALL)"), size_t(times)) << log;
     }
     EXPECT_EQ(count(log, "restarting it"), 0u) << log;
+    if (packed) {
+        EXPECT_GE(count(log, "guest ring packed"), size_t(times + 1)) << log;
+    }
     // The switchover's figures (doc/migration.md).
     std::regex stop_line("device stopped: (\\d+) requests were in flight, completed in ([0-9.]+) "
                          "ms \\(dirty logging on\\)");

@@ -38,12 +38,14 @@ struct vm {
 // -incoming).
 vm start_vm(const temp_dir& dir, const std::string& sock, const std::string& name,
             const std::string& incoming, const std::string& device = "blk",
-            const std::string& job = "migrate", const std::string& append = "");
+            const std::string& job = "migrate", const std::string& append = "",
+            bool packed = false);
 void quit(vm& v);
 
 // One blk guest (job migrate) migrated `times` times between ports vuiso0
 // and vuiso1 of one dpdk-vuiso (isolation `mode`); its job checks its data
-// at the end. gtest assertions.
-void migrate_back_and_forth(const std::string& mode, int times);
+// at the end; `packed`: its disk runs packed rings (packed=on). gtest
+// assertions.
+void migrate_back_and_forth(const std::string& mode, int times, bool packed = false);
 
 } // namespace vuiso::testing
