@@ -10,10 +10,11 @@ each proxied run it also reports dpdk-vuiso's copy efficiency against the
 rte_memcpy roofline on its core and its cycles per request.
 
 With --packed the virtio_user port runs packed rings (packed_vq=1), in the
-direct run and in the proxied one (where the shadow ring stays split).
+direct run and in the proxied one; --shadow split,packed measures the
+proxied run with each shadow ring format (shadow-ring=) toward net_vhost.
 
   tests/perf/net_loopback.py [--time SECONDS] [--sizes 64,1518] [--lcores one,two]
-                             [--bursts N] [--queue-size N] [--packed]
+                             [--bursts N] [--queue-size N] [--packed] [--shadow split,packed]
 """
 import argparse
 import os
@@ -116,6 +117,7 @@ def main():
     ap.add_argument("--queue-size", type=int, default=256, help="virtio_user's ring size")
     ap.add_argument("--devargs", default="", help="more port devargs, e.g. buf-size=2K")
     ap.add_argument("--packed", action="store_true", help="virtio_user with packed_vq=1")
+    ap.add_argument("--shadow", default="split", help="shadow ring formats: split, packed or both")
     ap.add_argument("--profile", action="store_true",
                     help="perf record both cores during each proxied run, print the top symbols")
     a = ap.parse_args()
@@ -127,25 +129,25 @@ def main():
     rows, eff = [], []
     for size in sizes:
         d = measure(size, a.time, False, bursts=a.bursts, queue_size=a.queue_size, packed=a.packed)
-        for m in models:
-            p = measure(size, a.time, True, a.profile, "," + a.devargs if a.devargs else "", m,
-                        a.bursts, a.queue_size, a.packed)
+        for m, shadow in [(m, sh) for m in models for sh in a.shadow.split(",")]:
+            devargs = f",shadow-ring={shadow}" + ("," + a.devargs if a.devargs else "")
+            p = measure(size, a.time, True, a.profile, devargs, m, a.bursts, a.queue_size, a.packed)
             if a.profile:
                 for core, text in p["profile"].items():
                     print(f"\nprofile, {size} B through dpdk-vuiso ({m} lcore), core {core}:\n{text}")
-            rows.append([f"{size} B", LCORE_MODELS[m][-1], f"{d['mpps']:.3f}", f"{p['mpps']:.3f}",
+            rows.append([f"{size} B", LCORE_MODELS[m][-1], shadow, f"{d['mpps']:.3f}", f"{p['mpps']:.3f}",
                          f"{pl.ratio(p['mpps'], d['mpps']):.3f}", f"{p['cycles_per_request']:.0f}",
                          f"{p['busy_share'] * 100:.0f} %"])
             mc = roof[size]["gbytes_per_s"]
-            eff.append([f"{size} B", LCORE_MODELS[m][-1], f"{p['copied_gbs']:.2f}", f"{mc:.2f}",
+            eff.append([f"{size} B", LCORE_MODELS[m][-1], shadow, f"{p['copied_gbs']:.2f}", f"{mc:.2f}",
                         f"{pl.ratio(p['copied_gbs'], mc) * 100:.1f} %"])
     print(f"\nnet loopback, testpmd io fwd (core 0), start tx_first {a.bursts}, direct vs through "
           f"dpdk-vuiso bounce (core 1), {a.time:g} s per run, virtio_user "
           f"{'packed' if a.packed else 'split'} rings")
-    pl.table(rows, ["frame", "vuiso lcores", "Mpps direct", "Mpps bounce", "ratio",
+    pl.table(rows, ["frame", "vuiso lcores", "shadow ring", "Mpps direct", "Mpps bounce", "ratio",
                     "vuiso cycles/request", "vuiso lcore busy"])
     print("\ncopy efficiency: bytes dpdk-vuiso copied per second vs rte_memcpy on its core")
-    pl.table(eff, ["frame", "vuiso lcores", "vuiso GB/s copied", "rte_memcpy GB/s", "efficiency"])
+    pl.table(eff, ["frame", "vuiso lcores", "shadow ring", "vuiso GB/s copied", "rte_memcpy GB/s", "efficiency"])
 
 
 if __name__ == "__main__":
