@@ -37,7 +37,7 @@ bool is_port_vdev(std::string_view vdev) noexcept {
 std::string_view devargs_help() noexcept {
     return "guest=PATH backend=PATH [isolation=bounce|passthrough] "
            "[guest-mode=server|client] [backend-mode=client|server] "
-           "[region-size=SIZE (64M)] [buf-size=SIZE (4K)] [shadow-ring=split|packed (split)] "
+           "[region-size=SIZE (64M)] [buf-size=SIZE (4K)] [shadow-ring=packed|split (packed)] "
            "[socket-owner=USER] "
            "[socket-group=GROUP] [socket-mode=OCTAL]";
 }

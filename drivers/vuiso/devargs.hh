@@ -42,9 +42,10 @@ struct port_config {
     vhost_user::link_mode backend_mode = vhost_user::link_mode::client;
     size_t region_size = size_t{64} << 20; // the isolated region (bounce mode)
     uint32_t buf_size = 4096;              // one bounce buffer
-    // shadow-ring=packed: packed shadow rings when the back-end offers
-    // RING_PACKED (bounce mode; split otherwise, whatever the guest runs).
-    bool shadow_packed = false;
+    // shadow-ring=packed (the default): packed shadow rings when the
+    // back-end offers RING_PACKED (bounce mode; split otherwise, whatever
+    // the guest runs); split: always split (doc/performance.md).
+    bool shadow_packed = true;
     socket_access sockets;
 };
 
