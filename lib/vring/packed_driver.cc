@@ -48,19 +48,6 @@ void packed_driver::move_to(void* ring, void* driver_event, void* device_event) 
     _device_event = static_cast<packed_event*>(device_event);
 }
 
-int64_t packed_driver::writable_bytes(std::span<const segment> segs) noexcept {
-    int64_t writable = 0;
-    bool seen_writable = false;
-    for (const segment& s : segs) {
-        if (seen_writable && !s.writable)
-            return -1;
-        seen_writable |= s.writable;
-        if (s.writable)
-            writable += s.len;
-    }
-    return writable > UINT32_MAX ? -1 : writable;
-}
-
 void packed_driver::put(packed_desc d) noexcept {
     d.flags = uint16_t(d.flags | avail_bits(_avail.wrap));
     packed_desc& slot = _ring[_avail.slot];
@@ -88,7 +75,7 @@ int packed_driver::finish_chain(uint16_t id, uint16_t slots, uint32_t writable) 
 }
 
 int packed_driver::add_chain(std::span<const segment> segs) noexcept {
-    int64_t writable = writable_bytes(segs);
+    int64_t writable = chain_writable_bytes(segs);
     if (segs.empty() || segs.size() > _free_slots || _free_top == 0 || writable < 0)
         return -1;
     uint16_t id = _free_ids[_free_top - 1];
@@ -102,7 +89,7 @@ int packed_driver::add_chain(std::span<const segment> segs) noexcept {
 
 int packed_driver::add_indirect(std::span<const segment> segs, packed_desc* table,
                                 uint64_t table_addr) noexcept {
-    int64_t writable = writable_bytes(segs);
+    int64_t writable = chain_writable_bytes(segs);
     if (segs.empty() || _free_slots == 0 || _free_top == 0 || writable < 0 ||
         segs.size() > UINT32_MAX / sizeof(packed_desc))
         return -1;

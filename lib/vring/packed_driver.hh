@@ -55,7 +55,6 @@ class packed_driver {
     // held back until publish().
     void put(packed_desc d) noexcept;
     int finish_chain(uint16_t id, uint16_t slots, uint32_t writable) noexcept;
-    [[nodiscard]] static int64_t writable_bytes(std::span<const segment> segs) noexcept;
     void forget_chains() noexcept;
 
     packed_desc* _ring;

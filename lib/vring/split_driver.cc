@@ -48,7 +48,7 @@ void split_driver::move_to(void* desc_table, void* avail, void* used) noexcept {
     _used = static_cast<uint16_t*>(used);
 }
 
-int64_t split_driver::writable_bytes(std::span<const segment> segs) noexcept {
+int64_t chain_writable_bytes(std::span<const segment> segs) noexcept {
     int64_t writable = 0;
     bool seen_writable = false;
     for (const segment& s : segs) {
@@ -72,7 +72,7 @@ int split_driver::post(uint16_t head, uint16_t ndesc, uint32_t writable) noexcep
 }
 
 int split_driver::add_chain(std::span<const segment> segs, uint16_t* ids) noexcept {
-    int64_t writable = writable_bytes(segs);
+    int64_t writable = chain_writable_bytes(segs);
     if (segs.empty() || segs.size() > _free_count || writable < 0)
         return -1;
     uint16_t head = _free_head;
@@ -97,7 +97,7 @@ int split_driver::add_chain(std::span<const segment> segs, uint16_t* ids) noexce
 
 int split_driver::add_indirect(std::span<const segment> segs, desc* table,
                                uint64_t table_addr) noexcept {
-    int64_t writable = writable_bytes(segs);
+    int64_t writable = chain_writable_bytes(segs);
     if (segs.empty() || _free_count == 0 || writable < 0 || segs.size() > UINT32_MAX / sizeof(desc))
         return -1;
     for (size_t i = 0; i < segs.size(); ++i) {

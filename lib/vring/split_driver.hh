@@ -25,6 +25,10 @@ struct segment {
     bool writable; // device writes it
 };
 
+// The writable bytes of a chain of `segs`, or -1 if a readable segment
+// follows a writable one (not a valid chain) or they exceed 32 bits.
+int64_t chain_writable_bytes(std::span<const segment> segs) noexcept;
+
 struct completion {
     uint16_t head;
     uint32_t len; // as reported by the device, clamped to the chain's writable bytes
@@ -114,8 +118,6 @@ class split_driver {
     driver_counters _c;
 
     void forget_chains() noexcept; // free list whole, nothing in flight, indexes 0
-    // Checks the readable-then-writable order; the writable bytes, or -1.
-    static int64_t writable_bytes(std::span<const segment> segs) noexcept;
     // Files a chain of `ndesc` ring descriptors from `head` on the avail ring.
     int post(uint16_t head, uint16_t ndesc, uint32_t writable) noexcept;
     used_elem* used_ring() const noexcept { return reinterpret_cast<used_elem*>(_used + 2); }
