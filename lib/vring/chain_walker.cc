@@ -5,15 +5,6 @@
 namespace vuiso::vring {
 namespace {
 
-// One read of a descriptor the guest may be rewriting as we look.
-// memcpy: a hostile guest may place an indirect table at any address.
-desc read_once(const desc* p) noexcept {
-    desc d;
-    std::memcpy(&d, p, sizeof(d));
-    __atomic_signal_fence(__ATOMIC_SEQ_CST); // only the copy is used from here on
-    return d;
-}
-
 chain_error walk_indirect(const desc& ind, const walk_limits& limits, const guest_memory& mem,
                           walked_chain& out, uint64_t& total) noexcept {
     if (ind.len == 0 || ind.len % sizeof(desc) != 0 || ind.len / sizeof(desc) > limits.max_indirect)

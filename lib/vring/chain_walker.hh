@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace vuiso::vring {
@@ -67,6 +68,16 @@ struct walk_limits {
 // `descs` is the guest's descriptor table (ring_size entries, host mapped).
 chain_error walk_chain(const desc* descs, uint16_t head, const walk_limits& limits,
                        const guest_memory& mem, walked_chain& out) noexcept;
+
+// One read of a descriptor (split or packed) the guest may be rewriting as
+// we look; memcpy: a hostile guest may place an indirect table at any
+// address. Only the copy is used afterwards. Both walkers use it.
+template <typename Desc> Desc read_once(const Desc* p) noexcept {
+    Desc d;
+    std::memcpy(&d, p, sizeof(d));
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return d;
+}
 
 // Adds one buffer (a descriptor's addr, len, WRITE) to `out`: readable
 // ones before writable ones, the chain's bytes (`total`) within 32 bits,

@@ -7,13 +7,6 @@
 namespace vuiso::vring {
 namespace {
 
-packed_desc read_once(const packed_desc* p) noexcept {
-    packed_desc d;
-    std::memcpy(&d, p, sizeof(d));
-    __atomic_signal_fence(__ATOMIC_SEQ_CST); // only the copy is used from here on
-    return d;
-}
-
 chain_error walk_indirect(const packed_desc& ind, const walk_limits& limits,
                           const guest_memory& mem, walked_chain& out, uint64_t& total) noexcept {
     if (ind.len == 0 || ind.len % sizeof(packed_desc) != 0 ||
