@@ -202,14 +202,31 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
             return make_error(errno, "eventfd failed");
         uint16_t last_avail = 0, last_used = 0;
         rte_vhost_get_vring_base(vid, i, &last_avail, &last_used);
-        // Inflight tracking is for split rings (the packed region's layout
-        // is another): none for a packed guest.
-        ring_inflight inflight =
-            take_ring_inflight(vid, i, vr.size, packed ? uint16_t{0} : _inflight_entries);
-        if (!inflight.replay.empty())
+        ring_inflight inflight = take_ring_inflight(vid, i, vr.size, _inflight_entries, packed);
+        std::vector<uint16_t> replay = std::move(inflight.replay);
+        if (inflight.packed) {
+            // The region, not the VMM, knows where a packed ring stands
+            // after a crash (packed_inflight.hh).
+            relay::packed_inflight::resume r;
+            q->tracker = std::make_unique<relay::packed_inflight>(
+                inflight.packed, vr.size, last_avail,
+                reinterpret_cast<const vring::packed_desc*>(vr.desc_packed), r);
+            if (r.from_region && r.avail.base() != last_avail)
+                _log->warn("queue {}: the VMM's ring base {}/wrap {} is stale; the inflight "
+                           "region puts the ring at avail {}/wrap {}, used {}/wrap {}",
+                           i, last_avail & 0x7fff, last_avail >> 15, r.avail.slot,
+                           int(r.avail.wrap), r.used.slot, int(r.used.wrap));
+            if (r.dropped)
+                _log->warn("queue {}: {} marks of the inflight region name no chain: cleared", i,
+                           r.dropped);
+            last_avail = r.avail.base();
+            last_used = r.used.base();
+            replay = std::move(r.replay);
+        }
+        if (!replay.empty())
             _log->warn("queue {}: {} requests a previous dpdk-vuiso had taken and not returned "
                        "(the VMM's inflight region) are posted again",
-                       i, inflight.replay.size());
+                       i, replay.size());
 
         relay::queue_setup s{};
         s.guest = relay::guest_ring_layout{reinterpret_cast<vring::desc*>(vr.desc),
@@ -222,8 +239,9 @@ result<void> port::start_bounce(int vid, uint64_t gf) {
                                            inflight.region,
                                            inflight.counter,
                                            packed,
-                                           packed ? gpa_of(vr.desc_packed) : 0};
-        s.replay = inflight.replay;
+                                           packed ? gpa_of(vr.desc_packed) : 0,
+                                           q->tracker.get()};
+        s.replay = replay;
         s.memory = &_memory;
         s.shadow_desc = reg_.at(rl.desc);
         s.shadow_avail = reg_.at(rl.avail);
@@ -558,6 +576,7 @@ void port::stop_device(int vid, bool guest_stays) {
             continue;
         auto& r = *q->relay;
         r.poll_completions(rte_rdtsc()); // what the back-end finished before it stopped
+        r.inflight_stopped();            // before marks are cleared below (again after)
         // Buffers the back-end still holds (net rx buffers wait for frames
         // that will not come): given back untaken where they are the last
         // ones taken, else returned empty, when the VMM keeps the guest.
@@ -573,6 +592,7 @@ void port::stop_device(int vid, bool guest_stays) {
                        r.in_flight());
             r.abandon_in_flight();
         }
+        r.inflight_stopped();
         if (uint16_t left = r.untaken())
             _log->info("ring {}: {} requests the guest made available were not taken (the VMM "
                        "resumes the ring where it stopped)",

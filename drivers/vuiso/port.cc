@@ -353,8 +353,11 @@ int port::on_pre_message(int vid, void* msg) {
         std::memcpy(&a, payload(msg), sizeof(a));
         int nfd = vhost_msg::fd_count(msg);
         uint32_t queues = std::min(_backend_queues, max_vrings);
+        uint64_t features = 0;
+        rte_vhost_get_negotiated_features(vid, &features); // the VMM sets them first
+        bool packed = features & bit(virtio::f_ring_packed);
         auto ok = !set       ? check_inflight_request(a, queues)
-                  : nfd == 1 ? check_inflight_region(a, vhost_msg::fds(msg)[0], queues)
+                  : nfd == 1 ? check_inflight_region(a, vhost_msg::fds(msg)[0], queues, packed)
                              : result<void>(make_error(EINVAL, fmt::format("{} fds", nfd)));
         if (!ok) {
             _log->warn("the VMM's {} is refused: {}", set ? "SET_INFLIGHT_FD" : "GET_INFLIGHT_FD",

@@ -108,8 +108,9 @@ class port {
 
     struct queue {
         uint16_t index = 0;
-        std::unique_ptr<relay::queue_relay> relay; // bounce mode only
-        unique_fd kick, call;                      // shadow ring eventfds (bounce)
+        std::unique_ptr<relay::packed_inflight> tracker; // a packed guest's inflight record
+        std::unique_ptr<relay::queue_relay> relay;       // bounce mode only
+        unique_fd kick, call;                            // shadow ring eventfds (bounce)
         uint16_t guest_ring = 0, shadow_ring = 0;
         bool guest_packed = false, shadow_packed = false;
         vhost_user::vring_addr addr{}; // the shadow ring, as the back-end maps it (bounce)

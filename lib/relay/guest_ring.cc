@@ -19,7 +19,8 @@ guest_ring::guest_ring(const guest_ring_layout& l)
       _device_event(reinterpret_cast<vring::packed_event*>(l.used)),
       _avail_pos(vring::packed_pos::from_base(l.last_avail)),
       _used_pos(vring::packed_pos::from_base(l.last_used)), _signalled_pos(_used_pos),
-      _desc_gpa(l.desc_gpa), _chain_slots(l.packed ? new uint16_t[l.size]() : nullptr) {
+      _desc_gpa(l.desc_gpa), _chain_slots(l.packed ? new uint16_t[l.size]() : nullptr),
+      _ptrack(l.packed ? l.packed_tracker : nullptr) {
 }
 
 uint16_t guest_ring::pending(bool& jumped) const noexcept {
@@ -58,6 +59,8 @@ void guest_ring::mark(uint16_t head) noexcept {
 void guest_ring::untrack(uint16_t head) noexcept {
     if (_inflight)
         __atomic_store_n(&_inflight->desc()[head].inflight, uint8_t{0}, __ATOMIC_RELEASE);
+    else if (_ptrack)
+        _ptrack->unmark(head);
 }
 
 // A process killed at any instruction here must leave every request

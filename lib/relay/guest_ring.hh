@@ -9,6 +9,7 @@
 // Fast path: noexcept, no allocation, no syscall.
 #pragma once
 
+#include "relay/packed_inflight.hh"
 #include "vring/dirty_log.hh"
 #include "vring/inflight.hh"
 #include "vring/packed_ring.hh"
@@ -35,6 +36,8 @@ struct guest_ring_layout {
     bool packed = false;
     uint64_t desc_gpa =
         0; // packed: the ring's guest address (a dirty log marks used entries there)
+    // Packed: the inflight region's record, adopted (outlives the ring); nullptr: none.
+    packed_inflight* packed_tracker = nullptr;
 };
 
 class guest_ring {
@@ -65,12 +68,24 @@ class guest_ring {
     // whenever written, skips that many slots.
     void take_chain(uint16_t id, uint16_t slots) noexcept {
         note_chain(id, slots);
-        skip_slots(slots);
+        advance_avail(slots);
     }
     void note_chain(uint16_t id, uint16_t slots) noexcept { _chain_slots[id] = slots; }
+    void advance_avail(uint16_t slots) noexcept { _avail_pos = _avail_pos.advance(slots, _size); }
+    // With inflight tracking, the chain at the avail position is recorded
+    // before anything is done with it (untrack() if it is not taken after
+    // all); false if the record is full (do not take it).
+    bool mark_chain(uint16_t id, uint16_t slots) noexcept {
+        return !_ptrack || _ptrack->mark(_pdesc, _avail_pos, slots, id);
+    }
     // Slots of a chain that can never be returned (no valid id, or an id
     // already in flight): passed over, nothing written.
-    void skip_slots(uint16_t slots) noexcept { _avail_pos = _avail_pos.advance(slots, _size); }
+    void pass_over(uint16_t slots) noexcept {
+        if (_ptrack)
+            _ptrack->skip(slots);
+        advance_avail(slots);
+    }
+    [[nodiscard]] packed_inflight* packed_tracker() const noexcept { return _ptrack; }
     // Packed: how many chains the guest has made available from the avail
     // position on (control plane: reads the ring's flags).
     [[nodiscard]] uint16_t untaken_packed() const noexcept;
@@ -93,7 +108,7 @@ class guest_ring {
     }
     // `head` will never be returned (its request is dropped): unmark it.
     void untrack(uint16_t head) noexcept;
-    [[nodiscard]] bool tracking() const noexcept { return _inflight != nullptr; }
+    [[nodiscard]] bool tracking() const noexcept { return _inflight || _ptrack; }
 
     // Queues a used entry; publish_used() makes the batch visible. With
     // inflight tracking each entry is published at once (see retire()).
@@ -159,6 +174,7 @@ class guest_ring {
     vring::packed_pos _avail_pos, _used_pos, _signalled_pos;
     uint64_t _desc_gpa;
     std::unique_ptr<uint16_t[]> _chain_slots; // per buffer id in flight
+    packed_inflight* _ptrack;
 };
 
 } // namespace vuiso::relay

@@ -18,6 +18,8 @@ bool guest_ring::chain_available() const noexcept {
 }
 
 void guest_ring::put_used_packed(uint16_t id, uint32_t len) noexcept {
+    if (_ptrack) [[unlikely]]
+        _ptrack->completing(id, _used_pos);
     vring::packed_desc& d = _pdesc[_used_pos.slot];
     __atomic_store_n(&d.id, id, __ATOMIC_RELAXED);
     __atomic_store_n(&d.len, len, __ATOMIC_RELAXED);
@@ -26,6 +28,8 @@ void guest_ring::put_used_packed(uint16_t id, uint32_t len) noexcept {
     if (_log) [[unlikely]]
         log_at(_desc_gpa + 16 * uint64_t(_used_pos.slot), 16);
     _used_pos = _used_pos.advance(_chain_slots[id], _size);
+    if (_ptrack) [[unlikely]]
+        _ptrack->completed(id, _used_pos);
 }
 
 guest_ring::notify guest_ring::publish_used_packed() noexcept {

@@ -25,6 +25,8 @@ queue_relay::queue_relay(const queue_setup& s)
       _slot(new shadow_slot[s.buf_count]()), _chain(new shadow_chain[s.shadow_size]()),
       _guest_busy(new uint8_t[s.guest.size]()), _segs(new vring::segment[_max_pieces]),
       _stage(new shadow_slot[_max_pieces]), _replay(s.replay.begin(), s.replay.end()) {
+    if (s.guest.packed && !_replay.empty())
+        _replay_ring.reset(new vring::packed_desc[s.guest.size]());
     _guest.suppress_kicks();
     _shadow.set_interrupts(false); // we poll the shadow used ring
 }
@@ -94,7 +96,7 @@ unsigned queue_relay::submit(uint64_t now) noexcept {
     uint16_t moved = 0;
     bool stalled = false;
     if (_replay_at < _replay.size()) [[unlikely]]
-        stalled = !replay(now, moved);
+        stalled = !(_guest.packed() ? replay_packed(now, moved) : replay(now, moved));
     if (!stalled && _guest.packed()) {
         stalled = !submit_packed(now, moved);
     } else if (!stalled) {
@@ -165,27 +167,67 @@ bool queue_relay::submit_packed(uint64_t now, uint16_t& moved) noexcept {
         vring::packed_chain pc;
         vring::chain_error e = vring::walk_packed_chain(_guest.packed_descs(), _guest.avail_pos(),
                                                         limits, *_mem, _walked, pc);
-        if (e != vring::chain_error::none || _guest_busy[pc.id]) [[unlikely]] {
+        bool good = e == vring::chain_error::none && !_guest_busy[pc.id];
+        // Returned empty if it can be (a valid id not in flight), else
+        // passed over: the guest never gets back a buffer it broke.
+        bool returnable = pc.ended && !_guest_busy[pc.id];
+        if ((good || returnable) && !_guest.mark_chain(pc.id, pc.slots)) [[unlikely]]
+            return false; // more than a ring in flight: wait for completions
+        if (!good) [[unlikely]] {
             if (e != vring::chain_error::none)
                 ++_c.bad_chain[size_t(e)];
             else
                 ++_c.duplicate_head; // the first posting is still in flight
-            // Returned empty if it can be (a valid id not in flight), else
-            // passed over: the guest never gets back a buffer it broke.
-            if (pc.ended && !_guest_busy[pc.id]) {
+            if (returnable) {
                 _guest.take_chain(pc.id, pc.slots);
                 _guest.put_used(pc.id, 0);
             } else {
-                _guest.skip_slots(std::max<uint16_t>(pc.slots, 1));
+                _guest.pass_over(std::max<uint16_t>(pc.slots, 1));
             }
             ++moved;
             continue;
         }
         _guest.note_chain(pc.id, pc.slots); // before relay_walked may return it
-        if (relay_walked(pc.id, now) == verdict::wait)
+        if (relay_walked(pc.id, now) == verdict::wait) {
+            _guest.untrack(pc.id); // taken again on the next pass
             return false;
-        _guest.skip_slots(pc.slots);
+        }
+        _guest.advance_avail(pc.slots);
         ++moved;
+    }
+    return true;
+}
+
+bool queue_relay::replay_packed(uint64_t now, uint16_t& moved) noexcept {
+    packed_inflight& t = *_guest.packed_tracker();
+    const vring::walk_limits limits{_guest.size()};
+    for (; _replay_at < _replay.size(); ++_replay_at, ++moved) {
+        // Walked again from the copy the region kept, checked as if new.
+        uint16_t first = _replay[_replay_at];
+        t.copy_chain(first, _replay_ring.get());
+        vring::packed_chain pc;
+        vring::chain_error e = vring::walk_packed_chain(_replay_ring.get(), vring::packed_pos{},
+                                                        limits, *_mem, _walked, pc);
+        bool good = e == vring::chain_error::none && !_guest_busy[pc.id];
+        if (good || (pc.ended && !_guest_busy[pc.id])) {
+            t.adopt(first, pc.id);
+            _guest.note_chain(pc.id, pc.slots);
+        }
+        if (!good) [[unlikely]] {
+            if (e != vring::chain_error::none)
+                ++_c.bad_chain[size_t(e)];
+            else
+                ++_c.duplicate_head;
+            if (pc.ended && !_guest_busy[pc.id])
+                _guest.put_used(pc.id, 0);
+            else
+                t.drop_replayed(first);
+            continue;
+        }
+        verdict v = relay_walked(pc.id, now);
+        if (v == verdict::wait)
+            return false;
+        _c.recovered += v == verdict::posted;
     }
     return true;
 }

@@ -78,6 +78,7 @@ struct queue_setup {
     int backend_call_fd = -1; // the back-end writes it when we asked for interrupts
     // Guest heads a previous process took and never returned (found in the
     // inflight region), oldest first: posted before new avail entries.
+    // Packed rings: the chains' first entries in guest.packed_tracker.
     std::span<const uint16_t> replay;
 };
 
@@ -156,6 +157,12 @@ class queue_relay {
         return _guest.packed() ? _guest.untaken_packed() : _guest.pending(jumped);
     }
     [[nodiscard]] bool tracking_inflight() const noexcept { return _guest.tracking(); }
+    // A clean stop (after the abandons and give-backs): a packed ring's
+    // inflight record keeps the avail position the VMM is told.
+    void inflight_stopped() noexcept {
+        if (packed_inflight* t = _guest.packed_tracker())
+            t->stopped(_guest.avail_pos());
+    }
     [[nodiscard]] uint16_t last_avail() const noexcept { return _guest.last_avail(); }
     [[nodiscard]] uint16_t last_used() const noexcept { return _guest.last_used(); }
     [[nodiscard]] const relay_counters& counters() const noexcept { return _c; }
@@ -175,6 +182,7 @@ class queue_relay {
     unsigned submit(uint64_t now) noexcept;
     // Posts what is left of the replay list; false if it stalled.
     bool replay(uint64_t now, uint16_t& moved) noexcept;
+    bool replay_packed(uint64_t now, uint16_t& moved) noexcept;
     verdict relay_chain(uint16_t head, uint64_t now) noexcept;
     // Packed guest rings: takes up to a batch of chains; false if stalled.
     bool submit_packed(uint64_t now, uint16_t& moved) noexcept;
@@ -228,15 +236,16 @@ class queue_relay {
     latency_histogram _latency;
 
     bool _indirect;
-    vring::dirty_log* _log = nullptr;        // live migration: marks copy-backs
-    uint16_t _max_pieces;                    // of one shadow chain
-    std::unique_ptr<shadow_slot[]> _slot;    // per bounce unit (a block's first)
-    std::unique_ptr<shadow_chain[]> _chain;  // per shadow head
-    std::unique_ptr<uint8_t[]> _guest_busy;  // per guest head: in flight now
-    std::unique_ptr<vring::segment[]> _segs; // scratch for one shadow chain
-    std::unique_ptr<shadow_slot[]> _stage;   // scratch: its slot records
-    std::vector<uint16_t> _replay;           // setup's replay list
-    size_t _replay_at = 0;                   // the next of it to post
+    vring::dirty_log* _log = nullptr;                   // live migration: marks copy-backs
+    uint16_t _max_pieces;                               // of one shadow chain
+    std::unique_ptr<shadow_slot[]> _slot;               // per bounce unit (a block's first)
+    std::unique_ptr<shadow_chain[]> _chain;             // per shadow head
+    std::unique_ptr<uint8_t[]> _guest_busy;             // per guest head: in flight now
+    std::unique_ptr<vring::segment[]> _segs;            // scratch for one shadow chain
+    std::unique_ptr<shadow_slot[]> _stage;              // scratch: its slot records
+    std::vector<uint16_t> _replay;                      // setup's replay list
+    std::unique_ptr<vring::packed_desc[]> _replay_ring; // packed: one replayed chain, walked
+    size_t _replay_at = 0;                              // the next of it to post
     std::array<vring::completion, batch> _done;
     vring::walked_chain _walked; // scratch: one guest chain
 };
