@@ -12,9 +12,12 @@ rte_memcpy roofline on its core and its cycles per request.
 With --packed the virtio_user port runs packed rings (packed_vq=1), in the
 direct run and in the proxied one; --shadow split,packed measures the
 proxied run with each shadow ring format (shadow-ring=) toward net_vhost.
+--binaries A,B measures the proxied run with each dpdk-vuiso binary (a
+change against its baseline, side by side).
 
   tests/perf/net_loopback.py [--time SECONDS] [--sizes 64,1518] [--lcores one,two]
                              [--bursts N] [--queue-size N] [--packed] [--shadow split,packed]
+                             [--binaries PATH,PATH]
 """
 import argparse
 import os
@@ -55,7 +58,7 @@ LCORE_MODELS = {"one": pl.ONE_LCORE, "two": ["--lcores", f"0@{pl.VUISO_CORE},1@{
 
 
 def measure(size, seconds, proxied, want_profile=False, devargs="", lcores="one", bursts=8,
-            queue_size=256, packed=False):
+            queue_size=256, packed=False, binary=None):
     with pl.Run("net") as run:
         vsock = run.path("vhost.sock")
         prefix = run.prefix("testpmd")
@@ -69,7 +72,7 @@ def measure(size, seconds, proxied, want_profile=False, devargs="", lcores="one"
         if proxied:
             sock = run.path("guest.sock")
             v = pl.vuiso(run, [f"vuiso0,guest={sock},backend={vsock},isolation=bounce{devargs}"],
-                         [sock], lcores=LCORE_MODELS[lcores])
+                         [sock], lcores=LCORE_MODELS[lcores], binary=binary)
         tp.send(f"port attach net_virtio_user0,path={sock},queues=1,queue_size={queue_size}"
                 + (",packed_vq=1" if packed else ""))
         pl.wait_for(lambda: "Port 1 is attached" in tp.text(), 20, "virtio_user to attach")
@@ -118,6 +121,7 @@ def main():
     ap.add_argument("--devargs", default="", help="more port devargs, e.g. buf-size=2K")
     ap.add_argument("--packed", action="store_true", help="virtio_user with packed_vq=1")
     ap.add_argument("--shadow", default="split", help="shadow ring formats: split, packed or both")
+    ap.add_argument("--binaries", default="", help="dpdk-vuiso binaries to compare (default: the build's)")
     ap.add_argument("--profile", action="store_true",
                     help="perf record both cores during each proxied run, print the top symbols")
     a = ap.parse_args()
@@ -129,9 +133,14 @@ def main():
     rows, eff = [], []
     for size in sizes:
         d = measure(size, a.time, False, bursts=a.bursts, queue_size=a.queue_size, packed=a.packed)
-        for m, shadow in [(m, sh) for m in models for sh in a.shadow.split(",")]:
+        binaries = a.binaries.split(",") if a.binaries else [None]
+        for m, shadow, binary in [(m, sh, b) for m in models for sh in a.shadow.split(",")
+                                  for b in binaries]:
             devargs = f",shadow-ring={shadow}" + ("," + a.devargs if a.devargs else "")
-            p = measure(size, a.time, True, a.profile, devargs, m, a.bursts, a.queue_size, a.packed)
+            p = measure(size, a.time, True, a.profile, devargs, m, a.bursts, a.queue_size, a.packed,
+                        binary)
+            if binary:
+                shadow = f"{shadow} [{binary}]"
             if a.profile:
                 for core, text in p["profile"].items():
                     print(f"\nprofile, {size} B through dpdk-vuiso ({m} lcore), core {core}:\n{text}")

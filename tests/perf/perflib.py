@@ -162,11 +162,12 @@ def qsd(run, sock, backend, poll_max_ns=None):
     return p
 
 
-def vuiso(run, vdevs, guest_socks, app_args=(), lcores=None):
-    """dpdk-vuiso on VUISO_CORE: `lcores` (EAL's options) or one lcore."""
+def vuiso(run, vdevs, guest_socks, app_args=(), lcores=None, binary=None):
+    """dpdk-vuiso (`binary`, default the build's) on VUISO_CORE: `lcores`
+    (EAL's options) or one lcore."""
     prefix = run.prefix("vuiso")
     memory = ["--in-memory"] if reserve_hugepages(256) else ["--no-huge", "-m", "512"]
-    argv = [VUISO] + memory + ["--no-pci"] + list(lcores or ONE_LCORE) + [
+    argv = [binary or VUISO] + memory + ["--no-pci"] + list(lcores or ONE_LCORE) + [
         "--file-prefix", prefix, "--log-level", "lib.eal:warning",
         "--log-level", "lib.vhost.config:warning"]
     for v in vdevs:
