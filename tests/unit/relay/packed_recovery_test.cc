@@ -45,6 +45,14 @@ struct region_only {
     std::unique_ptr<packed_inflight> adopt(packed_inflight::resume& out, uint16_t base = 0x8000) {
         return std::make_unique<packed_inflight>(r(), 8, base, ring.data(), out);
     }
+    // Buffer 3 in slot 0, taken, its used entry about to be written.
+    std::unique_ptr<packed_inflight> completing_one(packed_inflight::resume& out) {
+        auto t = adopt(out);
+        post(0, 3);
+        EXPECT_TRUE(t->mark(ring.data(), packed_pos{}, 1, 3));
+        t->completing(3, packed_pos{});
+        return t;
+    }
     // The guest makes slot `slot` available (wrap 1) with buffer `id`.
     void post(uint16_t slot, uint16_t id) {
         ring[slot] = {0x1000u + slot, 64, id, vring::pdesc_f_avail};
@@ -248,10 +256,7 @@ TEST_F(PackedRecoveryBothSides, KilledAtRandomPassesNothingIsLostOrAnsweredTwice
 TEST(PackedInflight, AUsedEntryTheGuestCanSeeWasDelivered) {
     region_only g;
     packed_inflight::resume r;
-    auto t = g.adopt(r);
-    g.post(0, 3);
-    ASSERT_TRUE(t->mark(g.ring.data(), packed_pos{}, 1, 3));
-    t->completing(3, packed_pos{});
+    auto t = g.completing_one(r);
     // Killed once the used entry is in the ring (id, then flags AVAIL|USED).
     g.ring[0].id = 3;
     g.ring[0].flags = vring::pdesc_f_avail | vring::pdesc_f_used;
@@ -265,10 +270,7 @@ TEST(PackedInflight, AUsedEntryTheGuestCanSeeWasDelivered) {
 TEST(PackedInflight, AUsedEntryNotYetInTheRingIsPostedAgain) {
     region_only g;
     packed_inflight::resume r;
-    auto t = g.adopt(r);
-    g.post(0, 3);
-    ASSERT_TRUE(t->mark(g.ring.data(), packed_pos{}, 1, 3));
-    t->completing(3, packed_pos{});
+    auto t = g.completing_one(r);
     t.reset(); // killed before the ring was written
     auto t2 = g.adopt(r);
     ASSERT_EQ(r.replay.size(), 1u);
