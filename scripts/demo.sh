@@ -4,9 +4,10 @@
 # served by qemu-storage-daemon through port vuiso0 (bounce): it writes and
 # reads back random data with O_DIRECT (4 KiB, 64 KiB, 1 MiB blocks) and
 # reads data the host wrote before boot; the back-end's memory is searched
-# for a secret held in guest RAM. Then port vuiso1 is added at run time
-# with vuiso-ctl and a net guest (testpmd virtio_user) loops frames through
-# it to testpmd net_vhost (macswap); telemetry is asked for both ports.
+# for a secret held in guest RAM. Then, while the blk guest runs on, port
+# vuiso1 is added at run time with vuiso-ctl and a net guest (testpmd
+# virtio_user) loops frames through it to testpmd net_vhost (macswap);
+# telemetry is asked for both ports.
 # Prints a summary; every process is stopped by PID; ends by itself in well
 # under 2 minutes.
 set -uo pipefail
@@ -86,9 +87,7 @@ python3 scripts/lib/scan_memory.py "$qemu" "$secret" || fail "the secret is not 
 found=no; python3 scripts/lib/scan_memory.py "$qsd" "$secret" && found=yes
 readable=no; [ "$maps" = yes ] || [ "$found" = yes ] && readable=yes
 
-kill "$qemu"; wait "$qemu" 2>/dev/null
-
-echo "== testpmd net_vhost (macswap) as the net back-end; vuiso1 added at run time"
+echo "== testpmd net_vhost (macswap) as the net back-end; vuiso1 added at run time (the blk guest runs on)"
 stdbuf -oL dpdk-testpmd -l 0,1 --no-huge -m 256 --no-pci --file-prefix "$prefix-net" \
     --vdev "net_vhost0,iface=$work/net.sock,queues=1" -- --stats-period 1 --nb-cores 1 \
     --total-num-mbufs=4096 --forward-mode=macswap >"$work/net.log" 2>&1 &
@@ -108,15 +107,17 @@ kill "$netguest"; wait "$netguest" 2>/dev/null
 net_rx=$(grep -o "RX-packets: *[0-9]*" "$work/net-guest.log" | tail -1 | grep -o "[0-9]*$")
 net_tx=$(grep -o "TX-packets: *[0-9]*" "$work/net-guest.log" | tail -1 | grep -o "[0-9]*$")
 echo "== telemetry (dpdk-telemetry.py -f $prefix)"
-printf '/vuiso/ports\n/vuiso/port/stats,1\n' | dpdk-telemetry.py -f "$prefix" 2>/dev/null |
+printf '/vuiso/ports\n/vuiso/port/stats,0\n/vuiso/port/stats,1\n' | dpdk-telemetry.py -f "$prefix" 2>/dev/null |
     python3 -c 'import json,sys
+port = 0
 for l in sys.stdin:
     l = l.strip()
     if not l.startswith("{"): continue
     (k, v), = json.loads(l).items()
     if k == "/vuiso/ports": print("   /vuiso/ports:", v)
-    else: print("   /vuiso/port/stats,1: requests %d, completions %d, bytes %d to the back-end, %d to the guest, latency p50 %s us" % (v["requests"], v["completions"], v["bytes_to_backend"], v["bytes_to_guest"], v["latency"]["p50_us"]))'
+    else: print("   /vuiso/port/stats,%d: requests %d, completions %d, bytes %d to the back-end, %d to the guest, latency p50 %s us" % (port, v["requests"], v["completions"], v["bytes_to_backend"], v["bytes_to_guest"], v["latency"]["p50_us"])); port += 1'
 
+kill "$qemu"; wait "$qemu" 2>/dev/null
 kill -TERM "$vuiso"; wait "$vuiso"; vrc=$?
 relayed=$(grep -o "vuiso0: relayed .*" "$work/vuiso.log" | tail -1)
 relayed1=$(grep -o "vuiso1: relayed .*" "$work/vuiso.log" | tail -1)

@@ -3,15 +3,19 @@
 # EnvironmentFile and port files land where the unit expects them;
 # `systemd-analyze verify` accepts the unit; and the installed dpdk-vuiso,
 # started the way the unit starts it (its ExecStart, its EnvironmentFile,
-# NOTIFY_SOCKET), tells systemd READY=1, answers the installed vuiso-ctl and
-# stops on SIGTERM with status 0. Usage: install_test.sh BUILD_DIR
+# NOTIFY_SOCKET), tells systemd READY=1 only once the port its config file
+# names listens (its back-end, qemu-storage-daemon, comes up 2 s late),
+# answers the installed vuiso-ctl and stops on SIGTERM with status 0.
+# Usage: install_test.sh BUILD_DIR
 set -uo pipefail
 build=$1
 dest=$(mktemp -d /tmp/vuiso-install-XXXXXX)
 prefix="vuiso-install-$$"
 pid=
+qsd=
 cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    [ -n "$qsd" ] && kill "$qsd" 2>/dev/null && wait "$qsd" 2>/dev/null
     rm -rf "$dest" "/var/run/dpdk/$prefix"
 }
 trap cleanup EXIT
@@ -58,9 +62,15 @@ cmd=${cmd//"$bin/"/"$dest$bin/"}
 cmd=${cmd//"$etc/"/"$dest$etc/"}
 echo "starting as the unit would: $cmd"
 
+# The installed port file, with one port on a back-end not there yet.
+guest="$dest/guest.sock" backend="$dest/blk.sock"
+printf '{"ports": [{"name": "vuiso0", "guest": "%s", "backend": "%s"}]}\n' "$guest" "$backend" \
+    >"$dest$etc/dpdk-vuiso/ports.json"
+truncate -s 16M "$dest/disk.raw"
+
 notify="$dest/notify.sock"
-python3 - "$notify" >"$dest/notify.log" 2>&1 <<'PY' &
-import socket, sys, time
+python3 - "$notify" "$guest" >"$dest/notify.log" 2>&1 <<'PY' &
+import os, socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
 s.settimeout(30)
@@ -72,6 +82,7 @@ while time.time() < end:
         break
     print(m, flush=True)
     if "READY=1" in m:
+        print("guest socket at READY:", "yes" if os.path.exists(sys.argv[2]) else "no", flush=True)
         sys.exit(0)
 sys.exit(1)
 PY
@@ -79,8 +90,16 @@ listener=$!
 for _ in $(seq 50); do [ -S "$notify" ] && break; sleep 0.1; done
 NOTIFY_SOCKET=$notify $cmd >"$dest/vuiso.log" 2>&1 &
 pid=$!
+sleep 2
+grep -q "READY=1" "$dest/notify.log" && fail "READY=1 before the configured port listens: $(cat "$dest/notify.log")"
+qemu-storage-daemon --blockdev driver=file,node-name=f0,filename="$dest/disk.raw" \
+    --export type=vhost-user-blk,id=e0,node-name=f0,writable=on,addr.type=unix,addr.path="$backend" \
+    >"$dest/qsd.log" 2>&1 &
+qsd=$!
 wait "$listener" || fail "no READY=1 from dpdk-vuiso: $(cat "$dest/notify.log") $(cat "$dest/vuiso.log")"
-grep -q "STATUS=0 ports, control socket /var/run/dpdk/$prefix/vuiso.sock" "$dest/notify.log" ||
+grep -q "guest socket at READY: yes" "$dest/notify.log" ||
+    fail "READY=1 before the guest socket listened: $(cat "$dest/notify.log")"
+grep -q "STATUS=1 ports, control socket /var/run/dpdk/$prefix/vuiso.sock" "$dest/notify.log" ||
     fail "READY without the status line: $(cat "$dest/notify.log")"
 list=$("$dest$bin/vuiso-ctl" -f "$prefix" port-list) || fail "vuiso-ctl port-list: $list"
 echo "$list"
@@ -89,4 +108,5 @@ wait "$pid"
 rc=$?
 pid=
 [ "$rc" = 0 ] || fail "dpdk-vuiso exited $rc on SIGTERM: $(tail -5 "$dest/vuiso.log")"
-echo "PASS: installed, verified, ready, answered, stopped"
+[ -e "$guest" ] && fail "the guest socket is left behind"
+echo "PASS: installed, verified, ready once its port listened, answered, stopped"

@@ -10,11 +10,13 @@
 #include "support/relay_peers.hh"
 #include "support/telemetry_client.hh"
 
+#include <array>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <iostream>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <thread>
@@ -117,6 +119,51 @@ TEST(Control, PortsAddedAndDeletedUnderTrafficOnAnother) {
     std::string log = read_file(v.log);
     EXPECT_EQ(count(log, "vuiso1: deleted"), 2u) << log;
     EXPECT_EQ(count(log, "vuiso0: device stopped"), 1u) << "vuiso0 ran throughout: " << log;
+}
+
+// port_del while the back-end holds requests (qemu-storage-daemon
+// throttled to 4 IOPS): what it completes during the drain reaches the
+// guest's used ring, what it still holds is abandoned, nothing else is
+// lost. Also the control socket where --ctl-socket puts it, reached with
+// vuiso-ctl -s.
+TEST(Control, PortDeletedWithRequestsInFlightDeliversWhatTheBackendCompleted) {
+    temp_dir dir;
+    auto qsd = qsd_peer::start(dir, make_image(dir), dir.file("blk.sock"), 1, 4);
+    std::string sock = dir.file("ctl.sock"), g = dir.file("guest.sock");
+    auto v = vuiso_proc::start(dir, {}, {}, {.app_args = {"--ctl-socket", sock}});
+    EXPECT_FALSE(std::filesystem::exists(ctl_socket(v.prefix))) << "only where it was told";
+    auto r = vuiso_ctl_at(sock, {"port-add", devargs("vuiso0", g, qsd.sock)});
+    ASSERT_EQ(r.exit_code, 0) << r.err << read_file(v.log);
+    ASSERT_TRUE(wait_for_path(g, 10s)) << read_file(v.log);
+    auto vmm = connect_vmm(g);
+    auto blk = loadgen::blk_driver::create(*vmm, {.queue = 0, .depth = 32, .max_io = 4096});
+    ASSERT_TRUE(blk) << blk.err().message;
+    constexpr unsigned n = 32;
+    for (unsigned i = 0; i < n; ++i)
+        ASSERT_GE(blk->submit(virtio::blk::t_out, i * 8, 4096), 0);
+    blk->flush();
+    std::this_thread::sleep_for(600ms); // a few complete, most wait in the throttle
+    r = vuiso_ctl_at(sock, {"port-del", "vuiso0"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << read_file(v.log);
+    EXPECT_EQ(r.out, "vuiso0: deleted\n");
+    std::array<loadgen::blk_completion, n> done{};
+    unsigned completed = blk->reap(done);
+    for (unsigned i = 0; i < completed; ++i)
+        EXPECT_EQ(done[i].status, virtio::blk::s_ok) << "slot " << done[i].slot;
+    std::string log = read_file(v.log);
+    auto at = log.find("vuiso0: ring 0: ");
+    ASSERT_NE(at, std::string::npos) << log;
+    ASSERT_NE(log.find("requests still at the back-end are abandoned", at), std::string::npos)
+        << log;
+    unsigned abandoned = std::stoul(log.substr(at + 16));
+    EXPECT_GT(completed, 0u) << "the back-end completed some during the drain: " << log;
+    EXPECT_GT(abandoned, 0u) << "the throttle still held some: " << log;
+    EXPECT_EQ(completed + abandoned, n) << log;
+    std::cout << "port_del with " << n << " requests in flight: " << completed
+              << " completed and delivered, " << abandoned << " abandoned\n";
+    EXPECT_EQ(vuiso_ctl_at(sock, {"port-list", "--json"}).out, "[]\n") << "no port left";
+    EXPECT_EQ(v.stop(), 0);
+    EXPECT_FALSE(std::filesystem::exists(sock)) << "the control socket goes at exit";
 }
 
 // 100 add/delete cycles (every tenth with a VMM doing I/O): no fd and no

@@ -77,13 +77,13 @@ counts run(const net_case& c) {
     auto guest = testpmd_peer::start_guest(
         dir, guest_sock, c.guest_sends ? "txonly" : "rxonly",
         {.queues = c.queues, .queue_size = c.queue_size, .packed = c.packed});
-    std::this_thread::sleep_for(3s);
+    std::this_thread::sleep_for(2s); // millions of frames: enough to see every ring carry some
     auto replies =
         telemetry(vuiso.prefix, std::vector<std::string>{"/vuiso/port/queues,0", "/vuiso/lcores"});
     testpmd_peer& sender = c.guest_sends ? guest : backend;
     testpmd_peer& receiver = c.guest_sends ? backend : guest;
     sender.proc.stop();
-    std::this_thread::sleep_for(2s); // the receiver's periodic stats (every second) catch up
+    std::this_thread::sleep_for(1500ms); // the receiver's periodic stats (every second) catch up
     receiver.proc.stop();
     // The sender's totals at its exit; the receiver's NIC statistics (the
     // periodic block), not forward statistics, which leave out what arrived

@@ -10,13 +10,26 @@
 
 namespace vuiso::testing {
 
-run_result vuiso_ctl(const std::string& prefix, const std::vector<std::string>& args) {
+namespace {
+
+run_result run_ctl(const std::string& flag, const std::string& value,
+                   const std::vector<std::string>& args) {
     const char* bin = std::getenv("VUISO_CTL");
     if (!bin)
         throw std::runtime_error("VUISO_CTL is not set (run through ./scripts/test.sh)");
-    std::vector<std::string> argv{bin, "-f", prefix};
+    std::vector<std::string> argv{bin, flag, value};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(argv, 60s);
+}
+
+} // namespace
+
+run_result vuiso_ctl(const std::string& prefix, const std::vector<std::string>& args) {
+    return run_ctl("-f", prefix, args);
+}
+
+run_result vuiso_ctl_at(const std::string& socket, const std::vector<std::string>& args) {
+    return run_ctl("-s", socket, args);
 }
 
 std::string ctl_socket(const std::string& prefix) {

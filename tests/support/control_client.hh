@@ -14,6 +14,8 @@ namespace vuiso::testing {
 
 // Runs vuiso-ctl -f `prefix` with `args`.
 run_result vuiso_ctl(const std::string& prefix, const std::vector<std::string>& args);
+// Runs vuiso-ctl -s `socket` with `args`.
+run_result vuiso_ctl_at(const std::string& socket, const std::vector<std::string>& args);
 
 // dpdk-vuiso's control socket for a --file-prefix.
 std::string ctl_socket(const std::string& prefix);

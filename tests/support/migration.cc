@@ -30,9 +30,10 @@ uint64_t served(const std::string& prefix) {
 } // namespace
 
 // Migrates `src` to `dst` (started with -incoming unix:`uri_path`). The
-// bandwidth is held at 32 MiB/s and the downtime allowed at 1 ms, so after
-// the first pass over RAM dirty passes follow one another; `dirty_phase`
-// after the first pass both are lifted and the migration completes. The
+// bandwidth is held at 32 MiB/s (the downtime allowed: 300 ms, QEMU's
+// default), so after the first pass over RAM dirty passes follow one
+// another; `dirty_phase` after the first pass the bandwidth is lifted and
+// the migration completes. The
 // relay's writes in that phase land in pages already sent: only its own
 // dirty log sends them again. Meanwhile the requests the ports serve are
 // sampled: the longest pause is what the guest's disk saw (its own clocks
@@ -203,6 +204,10 @@ void migrate_back_and_forth(const std::string& mode, int times, bool packed) {
         EXPECT_GE(count(log, "dirty logging on (LOG_ALL)"), size_t(times)) << log;
     }
     EXPECT_EQ(count(log, "restarting it"), 0u) << log;
+    // Every request taken from the guest was completed before the ring
+    // base went back: none abandoned, handed back or returned empty.
+    for (const char* gave_up : {"abandoned", "given back untaken", "back to the guest empty"})
+        EXPECT_EQ(count(log, gave_up), 0u) << gave_up << ": " << log;
     if (packed) {
         EXPECT_GE(count(log, "guest ring packed"), size_t(times + 1)) << log;
     }

@@ -52,7 +52,10 @@ vuiso_proc vuiso_proc::start(const temp_dir& dir, const std::vector<std::string>
     argv.insert(argv.end(), o.app_args.begin(), o.app_args.end());
     v.proc = process::spawn(argv, v.log);
     std::vector<std::string> socks = guest_socks;
-    socks.push_back("/var/run/dpdk/" + v.prefix + "/vuiso.sock"); // the control socket
+    auto ctl = std::find(o.app_args.begin(), o.app_args.end(), "--ctl-socket");
+    socks.push_back(ctl != o.app_args.end() && ctl + 1 != o.app_args.end()
+                        ? *(ctl + 1)
+                        : "/var/run/dpdk/" + v.prefix + "/vuiso.sock"); // the control socket
     for (const auto& s : socks)
         if (!wait_for_path(s, 20s) || !v.proc.running())
             throw std::runtime_error("dpdk-vuiso did not open " + s + "; log:\n" +

@@ -26,7 +26,8 @@ struct vuiso_proc {
     process proc;
     std::string log, prefix;
     // Starts dpdk-vuiso with one --vdev per entry of `vdevs`; waits until
-    // its control socket and every socket of `guest_socks` are open.
+    // its control socket (the default, or app_args' --ctl-socket) and every
+    // socket of `guest_socks` are open.
     static vuiso_proc start(const temp_dir& dir, const std::vector<std::string>& vdevs,
                             const std::vector<std::string>& guest_socks,
                             const vuiso_options& o = {});
