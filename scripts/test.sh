@@ -8,8 +8,7 @@
 # guest under QEMU/TCG) in the plain tree, the same but for suite 'matrix'
 # (the peer matrices and the long Linux-guest runs; see
 # tests/integration/meson.build) under the sanitizers, and each fuzz target
-# for 30 s. Ends with 'N passed, N
-# failed'.
+# for 20 s. Ends with 'N passed, N failed'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
@@ -54,7 +53,7 @@ meson test -C build-asan --no-suite lint --no-suite matrix --num-processes 2 --p
     >build-asan/meson-test.out 2>&1
 grep -E "^ *[0-9]+/[0-9]+ " build-asan/meson-test.out
 took
-echo "== fuzzing the chain walker and the vhost-user message rules (build-fuzz/)"
+echo "== fuzzing the split and packed chain walkers and the vhost-user message rules (build-fuzz/)"
 meson test -C build-fuzz --print-errorlogs >build-fuzz/meson-test.out 2>&1
 grep -E "^ *[0-9]+/[0-9]+ " build-fuzz/meson-test.out
 took

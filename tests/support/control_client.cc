@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <thread>
 #include <unistd.h>
 
 namespace vuiso::testing {
@@ -79,10 +80,23 @@ nlohmann::json rpc(const std::string& socket, const std::string& method,
 }
 
 size_t open_fds(pid_t pid) {
-    size_t n = 0;
-    for ([[maybe_unused]] auto& e :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
-        ++n;
+    auto now = [&] {
+        size_t n = 0;
+        for ([[maybe_unused]] auto& e :
+             std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+            ++n;
+        return n;
+    };
+    // Settled: the server closes a client's connection just after its
+    // reply, so right after a request one fd may still be on its way out.
+    size_t n = now();
+    for (int i = 0; i < 20; ++i) {
+        std::this_thread::sleep_for(50ms);
+        size_t again = now();
+        if (again == n)
+            break;
+        n = again;
+    }
     return n;
 }
 

@@ -30,7 +30,8 @@ std::string rpc_raw(const std::string& socket, const std::string& text,
 nlohmann::json rpc(const std::string& socket, const std::string& method,
                    const nlohmann::json& params = nlohmann::json::object());
 
-// What `pid` holds: open fds, and RSS in KiB.
+// What `pid` holds: open fds (once the count holds still for 50 ms), and
+// RSS in KiB.
 size_t open_fds(pid_t pid);
 uint64_t rss_kib(pid_t pid);
 uint64_t free_hugepages();
