@@ -83,7 +83,7 @@ counts run(const net_case& c) {
     testpmd_peer& sender = c.guest_sends ? guest : backend;
     testpmd_peer& receiver = c.guest_sends ? backend : guest;
     sender.proc.stop();
-    std::this_thread::sleep_for(1500ms); // the receiver's periodic stats (every second) catch up
+    std::this_thread::sleep_for(2s); // the receiver's periodic stats (every second) catch up
     receiver.proc.stop();
     // The sender's totals at its exit; the receiver's NIC statistics (the
     // periodic block), not forward statistics, which leave out what arrived
