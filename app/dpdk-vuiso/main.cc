@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
         if (!w) {
             log->error("{}", w.err().message);
             rte_eal_cleanup();
-            return 2;
+            return 1;
         }
         log->info("{} relay lcores (the main lcore {} among them); the control plane runs on "
                   "control threads",

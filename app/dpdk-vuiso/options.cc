@@ -64,8 +64,8 @@ void print_usage(const char* prog) {
         "Telemetry: dpdk-telemetry.py -f PREFIX, commands /vuiso/ports, /vuiso/port/info,ID,\n"
         "/vuiso/port/stats,ID, /vuiso/port/queues,ID, /vuiso/lcores (ID: 0 or vuiso0).\n"
         "\n"
-        "SIGINT or SIGTERM stops every port cleanly and exits 0. Exit 2: bad command line;\n"
-        "exit 1: EAL or a port could not start.\n",
+        "SIGINT or SIGTERM stops every port cleanly and exits 0. Exit 2: bad command line or\n"
+        "config file; exit 1: EAL, the lcores, a port or the control socket could not start.\n",
         prog, static_cast<int>(drivers::devargs_help().size()), drivers::devargs_help().data());
 }
 

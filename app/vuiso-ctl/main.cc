@@ -36,6 +36,7 @@ by default /var/run/dpdk/rte/vuiso.sock; -f PREFIX for the one started with
 
   -t SECONDS             how long to wait for the answer (default 30: a
                          port-del waits for its device to drain)
+  -h, --help             this text
 
 Exit status: 0 done; 1 any error, said in one line on stderr.
 )";
