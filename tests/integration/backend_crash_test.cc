@@ -242,10 +242,7 @@ TEST(BackendCrash, PackedGuestReceivesAcrossThreeTestpmdCrashes) {
         std::this_thread::sleep_for(1500ms);
         uint64_t before = received();
         tp = std::make_unique<testpmd_peer>(testpmd_peer::start(dir, bsock, "txonly"));
-        auto moved = in(20s);
-        while (count(read_file(v.log), "device moved to the new back-end") < unsigned(crash) &&
-               loadgen::clock::now() < moved)
-            std::this_thread::sleep_for(100ms);
+        wait_for_count(v.log, "device moved to the new back-end", size_t(crash), 20s);
         ASSERT_TRUE(grows(before)) << "no frames after crash " << crash << "; log:\n"
                                    << read_file(v.log);
     }

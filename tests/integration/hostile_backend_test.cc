@@ -181,9 +181,8 @@ TEST(HostileBackend, MalformedControlRepliesDropTheLinkWhichRecovers) {
         request_buffers b = alloc_buffers(*dev);
         expect_good_completion(*dev, b, "VMM " + std::to_string(vmm), v);
         dev.reset(); // the device stops: GET_VRING_BASE
-        auto deadline = in(10s);
-        while (count(read_file(v.log), "device stopped") < size_t(vmm + 1))
-            ASSERT_LT(loadgen::clock::now(), deadline) << "the device did not stop";
+        ASSERT_TRUE(wait_for_count(v.log, "device stopped", size_t(vmm) + 1, 10s))
+            << "the device did not stop";
     }
     EXPECT_EQ(be.faults_left(), 0u);
     log = read_file(v.log);
@@ -196,7 +195,8 @@ TEST(HostileBackend, MalformedControlRepliesDropTheLinkWhichRecovers) {
 
 // A back-end that refuses rings above 256 entries: the guest's ring of 1024
 // gets a shadow ring of the largest size the back-end takes, and requests
-// flow (backpressure where the shadow ring is full).
+// flow — one at a time, then 500 posted at once, which wait in the guest's
+// ring while the shadow ring is full (backpressure) and all complete.
 TEST(HostileBackend, RingSizeItRefusesIsHalvedUntilTaken) {
     temp_dir dir;
     hostile_backend be(dir.file("be.sock"));
@@ -211,6 +211,42 @@ TEST(HostileBackend, RingSizeItRefusesIsHalvedUntilTaken) {
     auto b = alloc_buffers(**dev);
     for (int i = 0; i < 20; ++i)
         expect_good_completion(**dev, b, "request " + std::to_string(i), v);
+
+    constexpr size_t many = 500; // one writable piece each: within the pool (509 units)
+    std::vector<request_buffers> bufs;
+    std::vector<size_t> of_head(o.queue_size, many);
+    auto& ring = (*dev)->queue(0);
+    for (size_t i = 0; i < many; ++i) {
+        bufs.push_back(alloc_buffers(**dev));
+        std::memset(bufs[i].out, 0, out_len);
+        vring::segment segs[] = {{bufs[i].out_gpa, out_len, true}};
+        int head = ring.ring().add_chain(segs);
+        ASSERT_GE(head, 0) << "chain " << i;
+        of_head[size_t(head)] = i;
+    }
+    ring.publish_and_kick();
+    size_t completed = 0;
+    auto deadline = in(20s);
+    while (completed < many && loadgen::clock::now() < deadline) {
+        vring::completion c[64];
+        size_t n = ring.ring().poll_used(c);
+        for (size_t k = 0; k < n; ++k) {
+            size_t i = of_head[c[k].head];
+            ASSERT_LT(i, many) << "a completion for no posted chain: head " << c[k].head;
+            of_head[c[k].head] = many;
+            EXPECT_EQ(c[k].len, out_len);
+            EXPECT_EQ(bufs[i].out[0], 0x5a);
+            EXPECT_EQ(bufs[i].out[out_len - 1], 0x5a);
+            EXPECT_TRUE(canary_intact(bufs[i]));
+        }
+        completed += n;
+        if (n == 0)
+            ring.wait_call(in(5ms));
+    }
+    EXPECT_EQ(completed, many) << read_file(v.log);
+    auto st = telemetry(v.prefix, "/vuiso/port/stats,0");
+    EXPECT_GT(st["backpressure"].get<uint64_t>(), 0u)
+        << "nothing waited for the shadow ring: " << st.dump();
     auto q = telemetry(v.prefix, "/vuiso/port/queues,0");
     EXPECT_EQ(q["q0"]["guest_ring"], 1024) << q.dump();
     EXPECT_EQ(q["q0"]["shadow_ring"], 256) << q.dump();

@@ -59,10 +59,8 @@ TEST(OvsSidecar, FramesCountedEndToEndAndAnOvsCrashUnderTraffic) {
     EXPECT_GT(before_crash, 1000u) << "frames flow A -> OVS -> B";
 
     ovs.crash_and_restart();
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (count(read_file(v.log), "device moved to the new back-end") < 2 &&
-           std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(wait_for_count(v.log, "device moved to the new back-end", 2, 20s))
+        << read_file(v.log);
     ASSERT_EQ(count(read_file(v.log), "device moved to the new back-end"), 2u) << read_file(v.log);
     uint64_t after_restart = received(b);
     std::this_thread::sleep_for(3s);

@@ -40,7 +40,7 @@ TEST(PackedGuest, VmmKilledUnderWritesThenTheNextIsServed) {
     ASSERT_FALSE(st.is_null()) << read_file(v.log);
     ASSERT_FALSE(wait_serving(v, st["completions"].get<uint64_t>() + 100, 30s).is_null())
         << read_file(v.log);
-    size_t stops = count(read_file(v.log), "device stopped: ");
+    size_t stops = device_stops(read_file(v.log)).size();
     // The back-end frozen meanwhile, so that the writers' requests are
     // surely at it when QEMU goes (it completes one in about a millisecond).
     ::kill(qsd.proc.pid(), SIGSTOP);
@@ -48,15 +48,11 @@ TEST(PackedGuest, VmmKilledUnderWritesThenTheNextIsServed) {
     first.proc.kill9();
     std::this_thread::sleep_for(500ms);
     ::kill(qsd.proc.pid(), SIGCONT);
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (count(read_file(v.log), "device stopped: ") == stops &&
-           std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(100ms);
+    wait_for_count(v.log, "device stopped: ", stops + 1, 10s);
     std::string log = read_file(v.log);
-    auto at = log.rfind("device stopped: ");
-    ASSERT_GT(count(log, "device stopped: "), stops) << log;
-    EXPECT_GT(std::stoul(log.substr(at + 16)), 0u)
-        << "requests were in flight at the kill: " << log;
+    auto after = device_stops(log);
+    ASSERT_GT(after.size(), stops) << log;
+    EXPECT_GT(after.back().in_flight, 0u) << "requests were in flight at the kill: " << log;
 
     auto next = guest_vm::start(dir, g, "blk", "blkcheck", {.packed = true, .name = "next"});
     ASSERT_TRUE(next.wait_end(90s)) << read_file(next.console) << "\nlog:\n" << read_file(v.log);

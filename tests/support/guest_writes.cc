@@ -53,11 +53,8 @@ bool restart_backend(const temp_dir& dir, qsd_peer& qsd, const std::string& imag
     qsd.proc.kill9();
     std::this_thread::sleep_for(200ms); // the port is without a back-end meanwhile
     qsd = qsd_peer::start(dir, image, qsd.sock, 1, iops);
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (count(read_file(v.log), "device moved to the new back-end") < moves &&
-           std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(100ms);
-    return count(read_file(v.log), "device moved to the new back-end") == moves;
+    return wait_for_count(v.log, "device moved to the new back-end", moves, 20s) &&
+           count(read_file(v.log), "device moved to the new back-end") == moves;
 }
 
 } // namespace

@@ -214,12 +214,10 @@ void migrate_back_and_forth(const std::string& mode, int times, bool packed) {
         EXPECT_GE(count(log, "guest ring packed"), size_t(times + 1)) << log;
     }
     // The switchover's figures (doc/migration.md).
-    std::regex stop_line("device stopped: (\\d+) requests were in flight, completed in ([0-9.]+) "
-                         "ms \\(dirty logging on\\)");
-    for (auto it = std::sregex_iterator(log.begin(), log.end(), stop_line);
-         it != std::sregex_iterator(); ++it)
-        std::printf("switchover: %s requests in flight, completed in %s ms\n",
-                    (*it)[1].str().c_str(), (*it)[2].str().c_str());
+    for (const auto& s : device_stops(log))
+        if (s.logging)
+            std::printf("switchover: %zu requests in flight, completed in %.1f ms\n", s.in_flight,
+                        s.ms);
     EXPECT_EQ(v.stop(), 0);
 }
 

@@ -143,9 +143,14 @@ std::string read_file(const std::string& path) {
 
 bool wait_for_text(const std::string& path, const std::string& text,
                    std::chrono::milliseconds timeout) {
+    return wait_for_count(path, text, 1, timeout);
+}
+
+bool wait_for_count(const std::string& path, const std::string& text, size_t n,
+                    std::chrono::milliseconds timeout) {
     auto deadline = clk::now() + timeout;
     do {
-        if (read_file(path).find(text) != std::string::npos)
+        if (count(read_file(path), text) >= n)
             return true;
         std::this_thread::sleep_for(50ms);
     } while (clk::now() < deadline);

@@ -49,6 +49,9 @@ struct temp_dir {
 // Polls until the file contains `text`.
 bool wait_for_text(const std::string& path, const std::string& text,
                    std::chrono::milliseconds timeout);
+// Polls until the file contains `text` at least `n` times.
+bool wait_for_count(const std::string& path, const std::string& text, size_t n,
+                    std::chrono::milliseconds timeout);
 std::string read_file(const std::string& path);
 
 // How many times `what` occurs in `text`.

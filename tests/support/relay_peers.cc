@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <sys/wait.h>
@@ -26,6 +27,16 @@ std::string env_or_throw(const char* name) {
 }
 
 } // namespace
+
+std::vector<device_stop> device_stops(const std::string& log) {
+    static const std::regex line("device stopped: (\\d+) requests were in flight, completed in "
+                                 "([0-9.]+) ms( \\(dirty logging on\\))?");
+    std::vector<device_stop> stops;
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator();
+         ++it)
+        stops.push_back({std::stoul((*it)[1]), std::stod((*it)[2]), (*it)[3].matched});
+    return stops;
+}
 
 std::string vuiso_bin() {
     return env_or_throw("VUISO_BIN");

@@ -45,6 +45,15 @@ struct vuiso_proc {
 // Returns the log. gtest assertions.
 std::string expect_bad_chains_reported(vuiso_proc& v, size_t max_lines);
 
+// A device stop as dpdk-vuiso logs it: "device stopped: N requests were in
+// flight, completed in M ms[ (dirty logging on)]".
+struct device_stop {
+    size_t in_flight = 0;
+    double ms = 0;
+    bool logging = false;
+};
+std::vector<device_stop> device_stops(const std::string& log);
+
 // Where dpdk-vuiso is (VUISO_BIN); throws if unset.
 std::string vuiso_bin();
 
