@@ -223,6 +223,7 @@ int cmd_lcores(const char*, const char*, rte_tel_data* d) {
                 .u64("ports", l.ports)
                 .str("busy_percent", fmt::format("{:.1f}", l.busy_recent * 100))
                 .u64("busy_cycles", l.busy_cycles)
+                .u64("busy_passes", l.busy_passes)
                 .u64("total_cycles", l.total_cycles)
                 .str("state", l.sleeping ? "sleeping" : "polling")
                 .u64("sleeps", l.sleeps);

@@ -94,6 +94,7 @@ void workers::run(lcore& l) {
             work += q->poll(now);
         if (work) {
             l.busy += rte_rdtsc() - now;
+            ++l.busy_passes;
             idle = 0;
             idle_since = now;
         } else if (_sleep_after && now - idle_since > _sleep_after) {
@@ -325,6 +326,7 @@ std::vector<lcore_info> workers::info() {
         }
         i.ports = static_cast<unsigned>(ports.size());
         i.busy_cycles = l->busy.get();
+        i.busy_passes = l->busy_passes.get();
         i.total_cycles = now - l->started_at;
         i.busy_recent = l->busy_recent;
         i.sleeps = l->sleeps.get();

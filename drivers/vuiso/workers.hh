@@ -44,6 +44,7 @@ struct lcore_info {
     std::vector<std::string> queues; // "vuiso0:1"
     unsigned ports = 0;              // ports whose queues this lcore runs
     uint64_t busy_cycles = 0;        // since the lcore started
+    uint64_t busy_passes = 0;        // passes over its queues that moved something
     uint64_t total_cycles = 0;
     uint64_t sleeps = 0;    // times it went to sleep on eventfds
     bool sleeping = false;  // now
@@ -106,6 +107,7 @@ class workers {
     };
     struct lcore {
         alignas(64) counter busy; // written by the lcore only
+        counter busy_passes;      // chains moved / busy passes: the batch the lcore sees
         counter sleeps;
         counter sleeping;
         alignas(64) unsigned id = 0;

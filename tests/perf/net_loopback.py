@@ -95,8 +95,10 @@ def measure(size, seconds, proxied, want_profile=False, devargs="", lcores="one"
             reqs = s1["requests"] - s0["requests"]
             (b0, t0c), (b1, t1c) = pl.lcore_cycles(l0), pl.lcore_cycles(l1)
             busy, total = b1 - b0, t1c - t0c
+            passes = pl.lcore_passes(l1) - pl.lcore_passes(l0)
             out.update(copied_gbs=moved / dt / 1e9, cycles_per_request=busy / max(reqs, 1),
-                       busy_share=busy / max(total, 1), requests_per_s=reqs / dt)
+                       busy_share=busy / max(total, 1), requests_per_s=reqs / dt,
+                       requests_per_pass=reqs / max(passes, 1))
         if want_profile:
             out["profile"] = out_profile
         tp.send("stop")
@@ -146,7 +148,7 @@ def main():
                     print(f"\nprofile, {size} B through dpdk-vuiso ({m} lcore), core {core}:\n{text}")
             rows.append([f"{size} B", LCORE_MODELS[m][-1], shadow, f"{d['mpps']:.3f}", f"{p['mpps']:.3f}",
                          f"{pl.ratio(p['mpps'], d['mpps']):.3f}", f"{p['cycles_per_request']:.0f}",
-                         f"{p['busy_share'] * 100:.0f} %"])
+                         f"{p['busy_share'] * 100:.0f} %", f"{p['requests_per_pass']:.1f}"])
             mc = roof[size]["gbytes_per_s"]
             eff.append([f"{size} B", LCORE_MODELS[m][-1], shadow, f"{p['copied_gbs']:.2f}", f"{mc:.2f}",
                         f"{pl.ratio(p['copied_gbs'], mc) * 100:.1f} %"])
@@ -154,7 +156,7 @@ def main():
           f"dpdk-vuiso bounce (core 1), {a.time:g} s per run, virtio_user "
           f"{'packed' if a.packed else 'split'} rings")
     pl.table(rows, ["frame", "vuiso lcores", "shadow ring", "Mpps direct", "Mpps bounce", "ratio",
-                    "vuiso cycles/request", "vuiso lcore busy"])
+                    "vuiso cycles/request", "vuiso lcore busy", "requests/busy pass"])
     print("\ncopy efficiency: bytes dpdk-vuiso copied per second vs rte_memcpy on its core")
     pl.table(eff, ["frame", "vuiso lcores", "shadow ring", "vuiso GB/s copied", "rte_memcpy GB/s", "efficiency"])
 

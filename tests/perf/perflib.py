@@ -210,6 +210,12 @@ def lcore_cycles(lcores):
     return busy, total
 
 
+def lcore_passes(lcores):
+    """Busy passes (passes over an lcore's queues that moved something) of
+    dpdk-vuiso's relay lcores, summed."""
+    return sum(l["busy_passes"] for l in lcores.values())
+
+
 def ratio(a, b):
     return a / b if b else float("nan")
 
