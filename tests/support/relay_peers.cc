@@ -3,6 +3,7 @@
 #include "peers.hh"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -82,7 +83,20 @@ int vuiso_proc::stop() {
 vuiso_proc::~vuiso_proc() {
     if (prefix.empty())
         return;
-    proc.stop();
+    // A failed test shows how dpdk-vuiso ended and its last lines, also
+    // when an exception cut the test short of printing them.
+    bool died = !proc.running();
+    int st = proc.stop();
+    if (::testing::Test::HasFailure()) {
+        std::string l = read_file(log);
+        size_t from = l.size() > 6000 ? l.find('\n', l.size() - 6000) : 0;
+        std::string how = WIFSIGNALED(st) ? "signal " + std::to_string(WTERMSIG(st))
+                          : WIFEXITED(st) ? "exit " + std::to_string(WEXITSTATUS(st))
+                                          : "status unknown";
+        std::fprintf(stderr, "dpdk-vuiso %s (%s); its log's end:\n%s\n",
+                     died ? "had exited before the test's end" : "was stopped at the test's end",
+                     how.c_str(), l.substr(from == std::string::npos ? 0 : from).c_str());
+    }
     remove_dpdk_runtime(prefix);
 }
 
