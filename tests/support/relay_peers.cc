@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
@@ -83,11 +84,12 @@ int vuiso_proc::stop() {
 vuiso_proc::~vuiso_proc() {
     if (prefix.empty())
         return;
-    // A failed test shows how dpdk-vuiso ended and its last lines, also
-    // when an exception cut the test short of printing them.
+    // A failed test shows how dpdk-vuiso ended and its last lines. A test
+    // cut short by an exception counts: gtest records that failure only
+    // after this destructor has run, during the unwinding.
     bool died = !proc.running();
     int st = proc.stop();
-    if (::testing::Test::HasFailure()) {
+    if (::testing::Test::HasFailure() || std::uncaught_exceptions() > 0) {
         std::string l = read_file(log);
         size_t from = l.size() > 6000 ? l.find('\n', l.size() - 6000) : 0;
         std::string how = WIFSIGNALED(st) ? "signal " + std::to_string(WTERMSIG(st))
