@@ -317,6 +317,16 @@ int port::on_pre_message(int vid, void* msg) {
         if (vid == _vid)
             stop_device(vid, true);
         return 2;
+    case uint32_t(vhost_user::request::reset_owner):
+        // rte_vhost unmaps the guest's memory and closes the ring fds; it
+        // tells destroy_device only of a device it started itself (not one
+        // started without DRIVER_OK, see on_post_message).
+        if (vid == _vid) {
+            stop_device(vid);
+            _device_wanted = false;
+            _restart_after_message = false;
+        }
+        return 2;
     case uint32_t(vhost_user::request::set_log_base):
         return accept_log_base(msg);
     case uint32_t(vhost_user::request::set_features): {

@@ -79,8 +79,8 @@ result<std::unique_ptr<virtio_device>> virtio_device::start(device_options opts)
         VUISO_TRY(d->start_ring(i));
     if (d->_link->has_protocol(pf_status)) {
         using namespace virtio;
-        VUISO_TRY(d->_link->set_status(status_acknowledge | status_driver | status_features_ok |
-                                       status_driver_ok));
+        uint8_t status = status_acknowledge | status_driver | status_features_ok;
+        VUISO_TRY(d->_link->set_status(d->_opts.driver_ok ? status | status_driver_ok : status));
     }
     return d;
 }

@@ -40,6 +40,9 @@ struct device_options {
     // and used areas are the driver and device event areas; the queue's
     // split_driver is not to be used. Fails if the back-end lacks it.
     bool packed = false;
+    // With STATUS: false stops at FEATURES_OK, never setting DRIVER_OK, as
+    // QEMU 7.2's vhost-user-fs does (the back-end starts on ready rings).
+    bool driver_ok = true;
     std::string name = "loadgen";
 };
 

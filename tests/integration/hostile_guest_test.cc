@@ -477,3 +477,34 @@ TEST(HostileGuest, RingsAndMemoryChangedUnderRunningIo) {
     // switches dirty logging: applied in place), the next VMM.
     EXPECT_EQ(count(log, "device started"), 6u) << log;
 }
+
+// RESET_OWNER to a device that runs without DRIVER_OK (a VMM that never
+// sends it, as QEMU 7.2's vhost-user-fs): rte_vhost unmaps the guest's
+// memory and closes the ring fds without telling destroy_device, so the
+// port stops the device first; dpdk-vuiso lives and serves the next VMM.
+TEST(HostileGuest, ResetOwnerStopsADeviceStartedWithoutDriverOk) {
+    temp_dir dir;
+    auto [qsd, g, v] = blk_port::start(dir);
+    auto dev = loadgen::virtio_device::start({.path = g, .event_idx = true, .driver_ok = false});
+    ASSERT_TRUE(dev) << dev.err().message;
+    {
+        auto blk = loadgen::blk_driver::create(**dev, {.queue = 0, .depth = 4, .max_io = 4096});
+        ASSERT_TRUE(blk) << blk.err().message;
+        sent s;
+        run_requests(*blk, virtio::blk::t_out, 16, 4096, s); // it runs without DRIVER_OK
+    }
+    ASSERT_TRUE((*dev)->link().reset_owner());
+    ASSERT_TRUE(wait_for_text(v.log, "device stopped", 5s)) << read_file(v.log);
+    std::this_thread::sleep_for(300ms); // an lcore still polling the ring would have faulted
+    ASSERT_TRUE(v.proc.running()) << read_file(v.log);
+    dev->reset();
+
+    auto again = connect_vmm(g);
+    auto blk = loadgen::blk_driver::create(*again, {.queue = 0, .depth = 4, .max_io = 4096});
+    ASSERT_TRUE(blk) << blk.err().message;
+    sent s;
+    run_requests(*blk, virtio::blk::t_out, 16, 4096, s);
+    run_requests(*blk, virtio::blk::t_in, 16, 4096, s);
+    again.reset();
+    EXPECT_EQ(v.stop(), 0);
+}
