@@ -140,11 +140,24 @@ bool workers::sleep(lcore& l, const queue_list& qs) {
         std::array<epoll_event, 16> ev;
         int n = ::epoll_wait(l.epoll.get(), ev.data(), int(ev.size()), 1000);
         woken = n != 0; // a timeout (or EINTR) is a safety net, not work
-        for (int i = 0; i < n; ++i) {
-            uint64_t v;
-            [[maybe_unused]] ssize_t r = ::read(ev[size_t(i)].data.fd, &v, sizeof(v));
-        }
         rte_rcu_qsbr_thread_online(_qs, l.id);
+        // While offline the queues of this epoll set may have been taken
+        // away, their eventfds closed and the numbers reused (a VMM's new
+        // connection socket): read an event's fd only if the list is still
+        // the one the set was built from. Online again, that stays true
+        // until this pass's quiescent report. Otherwise the set goes: a
+        // registration outlives its fd while a peer holds the file.
+        bool current = l.queues.load(std::memory_order_acquire)->generation == l.epoll_generation;
+        for (int i = 0; i < n; ++i) {
+            int fd = ev[size_t(i)].data.fd;
+            uint64_t v;
+            if (current || fd == l.wake.get())
+                [[maybe_unused]] ssize_t r = ::read(fd, &v, sizeof(v));
+        }
+        if (!current) {
+            l.epoll.reset();
+            l.epoll_generation = ~uint64_t{0};
+        }
         l.sleeping.set(0);
     }
     // While offline the list may have been replaced and old queues freed:
