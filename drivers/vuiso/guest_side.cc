@@ -16,6 +16,11 @@ namespace {
 
 std::mutex registry_mu;
 std::map<std::string, port*, std::less<>> registry;
+// rte_vhost 22.11 creates its one message thread in the first
+// rte_vhost_driver_start behind an unlocked test of a static: two ports
+// opening their guest sockets at once could each create one, and two
+// threads polling the same sockets read a VMM's messages apart.
+std::mutex start_mu;
 
 port* find(int vid) {
     char path[PATH_MAX];
@@ -130,6 +135,7 @@ result<void> open_guest_socket(port& p, const guest_socket& s) {
         return fail("set_protocol_features");
     if (rte_vhost_driver_callback_register(path, &device_ops) != 0)
         return fail("callback_register");
+    std::unique_lock started(start_mu);
     if (rte_vhost_driver_start(path) != 0)
         return fail("start (is the path writable and not in use?)");
     return success();

@@ -151,8 +151,9 @@ bool workers::sleep(lcore& l, const queue_list& qs) {
         for (int i = 0; i < n; ++i) {
             int fd = ev[size_t(i)].data.fd;
             uint64_t v;
-            if (current || fd == l.wake.get())
+            if (current || fd == l.wake.get()) {
                 [[maybe_unused]] ssize_t r = ::read(fd, &v, sizeof(v));
+            }
         }
         if (!current) {
             l.epoll.reset();

@@ -190,3 +190,47 @@ TEST(RelayPorts, PassthroughGuestPostingAtOnce) {
     }
     EXPECT_EQ(v.stop(), 0);
 }
+
+namespace {
+
+// How many threads of process `pid` are named `name`.
+unsigned threads_named(pid_t pid, const std::string& name) {
+    unsigned n = 0;
+    std::string task = "/proc/" + std::to_string(pid) + "/task";
+    for (const auto& t : std::filesystem::directory_iterator(task))
+        n += read_file(t.path().string() + "/comm") == name + "\n";
+    return n;
+}
+
+} // namespace
+
+// rte_vhost 22.11 creates its message thread in the first
+// rte_vhost_driver_start with an unlocked test of a static: ports whose
+// guest sockets open at the same moment (back-ends all up at start) could
+// get two threads polling the same sockets, each reading parts of a VMM's
+// messages (the connection dropped mid-negotiation). There must be one,
+// and every port's VMM negotiates and is served.
+TEST(RelayPorts, PortsOpeningAtOnceShareOneMessageThread) {
+    temp_dir dir;
+    constexpr int ports = 8;
+    std::vector<std::string> backends, guests, vdevs;
+    for (int i = 0; i < ports; ++i) {
+        backends.push_back(dir.file("blk" + std::to_string(i) + ".sock"));
+        guests.push_back(dir.file("guest" + std::to_string(i) + ".sock"));
+        vdevs.push_back("vuiso" + std::to_string(i) + ",guest=" + guests.back() +
+                        ",backend=" + backends.back());
+    }
+    auto qsd = qsd_peer::start(dir, make_image(dir), backends[0], 1, 0,
+                               {backends.begin() + 1, backends.end()});
+    auto v = vuiso_proc::start(dir, vdevs, guests);
+    EXPECT_EQ(threads_named(v.proc.pid(), "vhost-events"), 1u);
+    for (const auto& g : guests) {
+        auto dev = connect_vmm(g);
+        auto blk =
+            vuiso::loadgen::blk_driver::create(*dev, {.queue = 0, .depth = 4, .max_io = 4096});
+        ASSERT_TRUE(blk) << blk.err().message;
+        sent s;
+        run_requests(*blk, vuiso::virtio::blk::t_out, 8, 4096, s);
+    }
+    EXPECT_EQ(v.stop(), 0);
+}
