@@ -75,12 +75,13 @@ int run_net(loadgen::device_options o) {
     auto net = loadgen::net_driver::create(**dev, {});
     if (!net)
         return fail(net.err().message);
-    auto r = loadgen::net_loopback(*net, 1000, 20s);
+    constexpr unsigned frames = 1000;
+    auto r = loadgen::net_loopback(*net, frames, 20s);
     std::printf("net: sent %u frames, %u came back intact (%llu bytes), %u with MACs swapped, "
-                "%u damaged, %u unknown\n",
+                "%u damaged, %u unknown (after %u probe frames)\n",
                 r.sent, r.received, static_cast<unsigned long long>(r.payload_bytes),
-                r.macs_swapped, r.mismatched, r.unknown);
-    return r.received == r.sent && r.mismatched == 0 && r.unknown == 0 ? 0 : 1;
+                r.macs_swapped, r.mismatched, r.unknown, r.probes);
+    return r.received == frames && r.mismatched == 0 && r.unknown == 0 ? 0 : 1;
 }
 
 } // namespace

@@ -18,7 +18,8 @@ std::vector<uint8_t> pattern(size_t len, uint32_t seed) {
 
 namespace {
 
-constexpr size_t seq_offset = 14; // after dst MAC, src MAC, ethertype
+constexpr size_t seq_offset = 14;          // after dst MAC, src MAC, ethertype
+constexpr uint32_t probe_seq = 0x80000000; // and up: frames that test the path
 
 // dst 02:..:01, src 02:..:02, ethertype 0x88b5 (local experimental),
 // a sequence number, then seeded bytes.
@@ -37,10 +38,32 @@ std::vector<uint8_t> make_frame(uint32_t seq, size_t len) {
 loop_report net_loopback(net_driver& net, unsigned count, std::chrono::milliseconds timeout) {
     std::map<uint32_t, std::vector<uint8_t>> out;
     loop_report r;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    // A forwarder may drop what reaches it while its own port comes up
+    // (testpmd's vhost port, until it has seen every ring enabled): probe
+    // frames, one at a time, until one comes back; they are not counted.
+    bool path_up = false;
+    auto probe_seen = [&](std::span<const uint8_t> f) {
+        uint32_t seq = 0;
+        if (f.size() >= seq_offset + 4)
+            std::memcpy(&seq, f.data() + seq_offset, 4);
+        path_up = path_up || seq >= probe_seq;
+    };
+    for (uint32_t p = probe_seq; !path_up && std::chrono::steady_clock::now() < deadline; ++p) {
+        if (net.send(make_frame(p, 60)))
+            net.flush_tx();
+        auto wait_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+        while (!path_up && std::chrono::steady_clock::now() < wait_until)
+            if (!net.receive(probe_seen))
+                net.wait_rx(std::chrono::steady_clock::now() + std::chrono::milliseconds(5));
+        r.probes = p - probe_seq + 1;
+    }
     auto check = [&](std::span<const uint8_t> f) {
         uint32_t seq = 0;
         if (f.size() >= seq_offset + 4)
             std::memcpy(&seq, f.data() + seq_offset, 4);
+        if (seq >= probe_seq)
+            return; // a late probe
         auto it = out.find(seq);
         if (f.size() < seq_offset + 4 || it == out.end()) {
             ++r.unknown;
@@ -61,7 +84,6 @@ loop_report net_loopback(net_driver& net, unsigned count, std::chrono::milliseco
         }
         out.erase(it);
     };
-    auto deadline = std::chrono::steady_clock::now() + timeout;
     while (r.received + r.mismatched + r.unknown < count &&
            std::chrono::steady_clock::now() < deadline) {
         // At most 64 frames out, so a forwarder's small pool never runs dry.

@@ -22,9 +22,11 @@ struct loop_report {
     unsigned unknown = 0;    // came back but match nothing we sent
     unsigned macs_swapped = 0;
     uint64_t payload_bytes = 0;
+    unsigned probes = 0; // frames sent until the path was up (not counted above)
 };
 
-// Sends `count` frames of 60..1514 bytes (sequence-numbered, seeded payload)
+// Sends probe frames until one comes back (the forwarder is up), then
+// `count` frames of 60..1514 bytes (sequence-numbered, seeded payload),
 // and checks every frame that comes back; a forwarder may swap the MACs.
 loop_report net_loopback(net_driver& net, unsigned count, std::chrono::milliseconds timeout);
 
