@@ -5,10 +5,11 @@
 # targets, clang++), checks formatting, reserves hugepages (given back at
 # exit), runs the unit and integration suites (real peers:
 # qemu-storage-daemon, dpdk-testpmd, virtiofsd, OVS-DPDK, libvirt, a Linux
-# guest under QEMU/TCG) in the plain tree, the same but for suite 'matrix'
+# guest under QEMU/TCG). Each integration test runs once: suite 'matrix'
 # (the peer matrices and the long Linux-guest runs; see
-# tests/integration/meson.build) under the sanitizers, and each fuzz target
-# for 20 s. Ends with 'N passed, N failed'.
+# tests/integration/meson.build) in the optimized tree, the others under
+# the sanitizers; unit tests in both; each fuzz target for 20 s. Ends with
+# 'N passed, N failed'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
@@ -44,11 +45,12 @@ trap release_hugepages EXIT
 reserve_hugepages 768 || { echo "cannot reserve 768 hugepages"; echo "0 passed, 1 failed"; exit 1; }
 
 # Integration tests are marked non-parallel in meson: each runs alone.
-echo "== running unit, lint and integration suites (build/)"
-meson test -C build --num-processes 2 --print-errorlogs >build/meson-test.out 2>&1
+echo "== running the unit, lint and matrix suites (build/)"
+meson test -C build --suite unit --suite lint --suite matrix --num-processes 2 \
+    --print-errorlogs >build/meson-test.out 2>&1
 grep -E "^ *[0-9]+/[0-9]+ " build/meson-test.out
 took
-echo "== running unit and integration suites under ASan+UBSan (build-asan/; not 'matrix')"
+echo "== running the unit and integration suites under ASan+UBSan (build-asan/; not 'matrix')"
 meson test -C build-asan --no-suite lint --no-suite matrix --num-processes 2 --print-errorlogs \
     >build-asan/meson-test.out 2>&1
 grep -E "^ *[0-9]+/[0-9]+ " build-asan/meson-test.out

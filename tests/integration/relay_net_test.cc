@@ -77,7 +77,7 @@ counts run(const net_case& c) {
     auto guest = testpmd_peer::start_guest(
         dir, guest_sock, c.guest_sends ? "txonly" : "rxonly",
         {.queues = c.queues, .queue_size = c.queue_size, .packed = c.packed});
-    std::this_thread::sleep_for(2s); // millions of frames: enough to see every ring carry some
+    std::this_thread::sleep_for(1s); // millions of frames: enough to see every ring carry some
     auto replies =
         telemetry(vuiso.prefix, std::vector<std::string>{"/vuiso/port/queues,0", "/vuiso/lcores"});
     testpmd_peer& sender = c.guest_sends ? guest : backend;
