@@ -10,7 +10,6 @@
 #include "support/relay_peers.hh"
 #include "support/telemetry_client.hh"
 
-#include <atomic>
 #include <gtest/gtest.h>
 #include <thread>
 
@@ -50,11 +49,13 @@ TEST(Placement, QueuesArePlacedAgainWhenDevicesStartAndStop) {
     EXPECT_NE(a0, a1) << "idle queues are placed by count: " << placed.dump();
 
     // Queue 0 of vuiso0 works for three seconds (the monitor measures each
-    // second) and goes on working while the second device starts.
-    std::atomic<bool> stop{false};
-    std::thread writer([&] {
+    // second) and goes on working while the second device starts. A
+    // jthread: if the second VMM cannot connect (it throws), the writer is
+    // stopped and joined while the test unwinds, and dpdk-vuiso's log is
+    // shown (a joinable std::thread would end the process in terminate).
+    std::jthread writer([&](std::stop_token stop) {
         sent s;
-        while (!stop)
+        while (!stop.stop_requested())
             run_requests(*load, virtio::blk::t_out, 64, 4096, s);
     });
     std::this_thread::sleep_for(3s);
@@ -64,7 +65,7 @@ TEST(Placement, QueuesArePlacedAgainWhenDevicesStartAndStop) {
     for (int q = 0; q < 2; ++q)
         EXPECT_NE(lcore_of(placed, "vuiso1", q), a0)
             << "a new queue goes to the less loaded lcore: " << placed.dump();
-    stop = true;
+    writer.request_stop();
     writer.join();
 
     // vuiso0's device stops: vuiso1's queues, on one lcore, spread out.
