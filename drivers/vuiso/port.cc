@@ -286,6 +286,7 @@ int port::on_pre_message(int vid, void* msg) {
     config_head c{};
     std::memcpy(&c, payload(msg), sizeof(c)); // meaningful for GET/SET_CONFIG only
     std::lock_guard g(_mu);
+    _message_at = std::chrono::steady_clock::now();
     switch (h->request) {
     case uint32_t(vhost_user::request::set_protocol_features):
         // Seen here because rte_vhost's getter for it is experimental in 22.11.
@@ -435,6 +436,19 @@ void port::restart_for(int vid, uint32_t request) {
 
 int port::on_post_message(int vid, void* msg) {
     std::lock_guard g(_mu);
+    uint32_t request = vhost_msg::header(msg)->request;
+    int r = post_message(vid, request);
+    // The VMM waits for the reply, and every port's VMM waits behind
+    // rte_vhost's one message thread: a message that took long is said.
+    auto took = std::chrono::steady_clock::now() - _message_at;
+    if (took > 500ms)
+        _log->warn("the VMM's {} took {} ms to handle",
+                   vhost_user::name_of(vhost_user::request(request)),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+    return r;
+}
+
+int port::post_message(int vid, uint32_t request) {
     if (!_link || !_link->connected())
         return 2; // started when the back-end is back (backend_back)
     if (_restart_after_message) {
@@ -444,7 +458,7 @@ int port::on_post_message(int vid, void* msg) {
     }
     // Some VMMs never send DRIVER_OK (QEMU 7.2's vhost-user-fs): a device
     // whose every ring is ready is started without it.
-    switch (vhost_msg::header(msg)->request) {
+    switch (request) {
     case uint32_t(vhost_user::request::set_vring_enable):
     case uint32_t(vhost_user::request::set_vring_kick):
     case uint32_t(vhost_user::request::set_status):

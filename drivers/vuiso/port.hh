@@ -32,6 +32,7 @@
 #include "vring/guest_memory.hh"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -148,6 +149,8 @@ class port {
     result<void> start_device(int vid);
     // Starts the device, or records and (once per reason) logs why not.
     void try_start(int vid);
+    // on_post_message's work, under the lock.
+    int post_message(int vid, uint32_t request);
     // The rings the VMM set up (from ring 0 on, while they have addresses)
     // have their kick fds and are enabled, after FEATURES_OK if STATUS was
     // negotiated: the device is ready whether or not DRIVER_OK follows.
@@ -225,6 +228,8 @@ class port {
     bool _device_wanted = false; // rte_vhost says the guest's device is ready (new_device)
     bool _backend_lost = false;  // _running, but its back-end went away
     bool _restart_after_message = false;
+    // When the VMM's current message reached the pre hook.
+    std::chrono::steady_clock::time_point _message_at;
     std::vector<relay::queue_stats> _retired; // per queue index, of queues torn down
 
     // Live migration, per VMM connection.
