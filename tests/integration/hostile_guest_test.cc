@@ -487,24 +487,13 @@ TEST(HostileGuest, ResetOwnerStopsADeviceStartedWithoutDriverOk) {
     auto [qsd, g, v] = blk_port::start(dir);
     auto dev = loadgen::virtio_device::start({.path = g, .event_idx = true, .driver_ok = false});
     ASSERT_TRUE(dev) << dev.err().message;
-    {
-        auto blk = loadgen::blk_driver::create(**dev, {.queue = 0, .depth = 4, .max_io = 4096});
-        ASSERT_TRUE(blk) << blk.err().message;
-        sent s;
-        run_requests(*blk, virtio::blk::t_out, 16, 4096, s); // it runs without DRIVER_OK
-    }
+    expect_served(**dev, 16); // it runs without DRIVER_OK
     ASSERT_TRUE((*dev)->link().reset_owner());
     ASSERT_TRUE(wait_for_text(v.log, "device stopped", 5s)) << read_file(v.log);
     std::this_thread::sleep_for(300ms); // an lcore still polling the ring would have faulted
     ASSERT_TRUE(v.proc.running()) << read_file(v.log);
     dev->reset();
 
-    auto again = connect_vmm(g);
-    auto blk = loadgen::blk_driver::create(*again, {.queue = 0, .depth = 4, .max_io = 4096});
-    ASSERT_TRUE(blk) << blk.err().message;
-    sent s;
-    run_requests(*blk, virtio::blk::t_out, 16, 4096, s);
-    run_requests(*blk, virtio::blk::t_in, 16, 4096, s);
-    again.reset();
+    expect_served(*connect_vmm(g), 16);
     EXPECT_EQ(v.stop(), 0);
 }

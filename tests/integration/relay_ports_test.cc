@@ -224,13 +224,7 @@ TEST(RelayPorts, PortsOpeningAtOnceShareOneMessageThread) {
                                {backends.begin() + 1, backends.end()});
     auto v = vuiso_proc::start(dir, vdevs, guests);
     EXPECT_EQ(threads_named(v.proc.pid(), "vhost-events"), 1u);
-    for (const auto& g : guests) {
-        auto dev = connect_vmm(g);
-        auto blk =
-            vuiso::loadgen::blk_driver::create(*dev, {.queue = 0, .depth = 4, .max_io = 4096});
-        ASSERT_TRUE(blk) << blk.err().message;
-        sent s;
-        run_requests(*blk, vuiso::virtio::blk::t_out, 8, 4096, s);
-    }
+    for (const auto& g : guests)
+        expect_served(*connect_vmm(g), 8);
     EXPECT_EQ(v.stop(), 0);
 }

@@ -65,6 +65,14 @@ void expect_blocks(loadgen::blk_driver& blk, std::span<const uint64_t> blocks) {
     }
 }
 
+void expect_served(loadgen::virtio_device& dev, unsigned n, uint16_t queue) {
+    auto blk = loadgen::blk_driver::create(dev, {.queue = queue, .depth = 4, .max_io = 4096});
+    ASSERT_TRUE(blk) << blk.err().message;
+    sent s;
+    run_requests(*blk, virtio::blk::t_out, n, 4096, s);
+    run_requests(*blk, virtio::blk::t_in, n, 4096, s);
+}
+
 std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock, uint16_t queues) {
     loadgen::device_options o;
     o.path = sock;

@@ -31,6 +31,10 @@ inline constexpr uint32_t block_bytes = 4096;
 // and checks it holds what fill_block wrote; gtest assertions.
 void expect_blocks(loadgen::blk_driver& blk, std::span<const uint64_t> blocks);
 
+// `n` 4 KiB writes, then reads of them, on ring `queue` of `dev` (depth 4):
+// the device is served. gtest assertions.
+void expect_served(loadgen::virtio_device& dev, unsigned n, uint16_t queue = 0);
+
 // Plays the VMM on `sock` (EVENT_IDX on, `queues` rings); throws if the
 // device cannot start.
 std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock, uint16_t queues = 1);
