@@ -78,6 +78,10 @@ std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock, uin
     o.path = sock;
     o.event_idx = true;
     o.queues = queues;
+    // QEMU waits for a reply without a limit; 10 s keeps a loaded machine's
+    // slow device start (dpdk-vuiso logs any message over 500 ms) from
+    // failing a test that is not about it, and still ends a hang.
+    o.reply_timeout = 10s;
     auto dev = loadgen::virtio_device::start(o);
     if (!dev)
         throw std::runtime_error("the VMM could not start its device: " + dev.err().message);

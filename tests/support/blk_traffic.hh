@@ -35,8 +35,8 @@ void expect_blocks(loadgen::blk_driver& blk, std::span<const uint64_t> blocks);
 // the device is served. gtest assertions.
 void expect_served(loadgen::virtio_device& dev, unsigned n, uint16_t queue = 0);
 
-// Plays the VMM on `sock` (EVENT_IDX on, `queues` rings); throws if the
-// device cannot start.
+// Plays the VMM on `sock` (EVENT_IDX on, `queues` rings, replies awaited
+// up to 10 s); throws if the device cannot start.
 std::unique_ptr<loadgen::virtio_device> connect_vmm(const std::string& sock, uint16_t queues = 1);
 
 // A bare VMM connection on `sock` for messages a test sends one by one:
