@@ -77,6 +77,7 @@ vuiso_proc vuiso_proc::start(const temp_dir& dir, const std::vector<std::string>
 }
 
 int vuiso_proc::stop() {
+    stopped = true;
     int st = proc.stop(10s);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
@@ -87,7 +88,7 @@ vuiso_proc::~vuiso_proc() {
     // A failed test shows how dpdk-vuiso ended and its last lines. A test
     // cut short by an exception counts: gtest records that failure only
     // after this destructor has run, during the unwinding.
-    bool died = !proc.running();
+    bool died = !stopped && !proc.running();
     int st = proc.stop();
     if (::testing::Test::HasFailure() || std::uncaught_exceptions() > 0) {
         std::string l = read_file(log);
@@ -96,9 +97,14 @@ vuiso_proc::~vuiso_proc() {
                           : WIFEXITED(st) ? "exit " + std::to_string(WEXITSTATUS(st))
                                           : "status unknown";
         std::fprintf(stderr, "dpdk-vuiso %s (%s); its log's end:\n%s\n",
-                     died ? "had exited before the test's end" : "was stopped at the test's end",
-                     how.c_str(), l.substr(from == std::string::npos ? 0 : from).c_str());
+                     died ? "had exited on its own" : "was stopped by the test", how.c_str(),
+                     l.substr(from == std::string::npos ? 0 : from).c_str());
     }
+    // VUISO_TEST_LOGS=DIR keeps every dpdk-vuiso log (hunting a flake).
+    std::error_code ignored; // a destructor: nothing may throw
+    if (const char* keep = std::getenv("VUISO_TEST_LOGS"))
+        std::filesystem::copy_file(log, std::string(keep) + "/" + prefix + ".log",
+                                   std::filesystem::copy_options::overwrite_existing, ignored);
     remove_dpdk_runtime(prefix);
 }
 

@@ -25,6 +25,7 @@ struct vuiso_options {
 struct vuiso_proc {
     process proc;
     std::string log, prefix;
+    bool stopped = false; // by stop(), not on its own
     // Starts dpdk-vuiso with one --vdev per entry of `vdevs`; waits until
     // its control socket (the default, or app_args' --ctl-socket) and every
     // socket of `guest_socks` are open.
