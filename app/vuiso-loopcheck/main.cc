@@ -22,8 +22,9 @@ virtqueues, and checks data end to end:
   blk  writes seeded patterns of 4 KiB, 64 KiB and 1 MiB near the end of
        the disk, reads them back and compares; prints the first bytes of
        sector 0 as text
-  net  sends 1000 frames of 60..1514 bytes to a forwarding back-end (testpmd
-       io or macswap) and checks every frame that returns
+  net  sends probe frames until one returns (the forwarder is up), then
+       1000 frames of 60..1514 bytes to a forwarding back-end (testpmd io
+       or macswap), and checks that every one returns intact
 Exit status 0 when all data matched, 1 otherwise.
 )";
 
