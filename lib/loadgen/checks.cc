@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <map>
 #include <random>
+#include <span>
 
 namespace vuiso::loadgen {
 
@@ -20,6 +21,14 @@ namespace {
 
 constexpr size_t seq_offset = 14;          // after dst MAC, src MAC, ethertype
 constexpr uint32_t probe_seq = 0x80000000; // and up: frames that test the path
+
+// The sequence number a frame carries (0 if it is too short to carry one).
+uint32_t seq_of(std::span<const uint8_t> f) {
+    uint32_t seq = 0;
+    if (f.size() >= seq_offset + 4)
+        std::memcpy(&seq, f.data() + seq_offset, 4);
+    return seq;
+}
 
 // dst 02:..:01, src 02:..:02, ethertype 0x88b5 (local experimental),
 // a sequence number, then seeded bytes.
@@ -44,10 +53,7 @@ loop_report net_loopback(net_driver& net, unsigned count, std::chrono::milliseco
     // frames, one at a time, until one comes back; they are not counted.
     bool path_up = false;
     auto probe_seen = [&](std::span<const uint8_t> f) {
-        uint32_t seq = 0;
-        if (f.size() >= seq_offset + 4)
-            std::memcpy(&seq, f.data() + seq_offset, 4);
-        path_up = path_up || seq >= probe_seq;
+        path_up = path_up || seq_of(f) >= probe_seq;
     };
     for (uint32_t p = probe_seq; !path_up && std::chrono::steady_clock::now() < deadline; ++p) {
         if (net.send(make_frame(p, 60)))
@@ -59,9 +65,7 @@ loop_report net_loopback(net_driver& net, unsigned count, std::chrono::milliseco
         r.probes = p - probe_seq + 1;
     }
     auto check = [&](std::span<const uint8_t> f) {
-        uint32_t seq = 0;
-        if (f.size() >= seq_offset + 4)
-            std::memcpy(&seq, f.data() + seq_offset, 4);
+        uint32_t seq = seq_of(f);
         if (seq >= probe_seq)
             return; // a late probe
         auto it = out.find(seq);
